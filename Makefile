@@ -102,3 +102,19 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TUTIL_OBJ:.o=.d) $(TEST_SRC:%.c=$(BUILD)/obj/%.d) $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
+
+# ---- fuzzing (issue 7): clang + libFuzzer, one harness per parser in fuzz/fuzz_*.c,
+# seed corpora in fuzz/corpus/<name>/. `make fuzz FUZZ_SECONDS=30` runs each for a bounded time.
+FUZZ_SECONDS ?= 20
+FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+FUZZ_CFLAGS := -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc -D_GNU_SOURCE
+
+build-fuzz/%: fuzz/%.c $(LIB_SRC) | $(DEPS_OK)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BIN)
+fuzz: fuzz-build
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
