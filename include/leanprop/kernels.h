@@ -21,7 +21,13 @@
 #ifndef LEANPROP_KERNELS_H
 #define LEANPROP_KERNELS_H
 
+#include "leanprop/kernels/activation.h"
+#include "leanprop/kernels/attention.h"
+#include "leanprop/kernels/embedding.h"
 #include "leanprop/kernels/linear.h"
+#include "leanprop/kernels/norm.h"
 #include "leanprop/kernels/optim.h"
+#include "leanprop/kernels/rope.h"
+#include "leanprop/kernels/softmax.h"
 
 #endif
