@@ -29,7 +29,9 @@ static lp_status check_params(const char *fn, const lp_attention_params *p, floa
 size_t lp_attention_saved_bytes(const lp_attention_params *p)
 {
     size_t n;
-    if (!p || lpk_dims("lp_attention_saved_bytes", &n, "B,H,Tq", (const int64_t[]){p->B, p->H, p->Tq}, 3) != LP_OK)
+    float scale;
+    if (check_params("lp_attention_saved_bytes", p, &scale) != LP_OK ||
+        lpk_dims("lp_attention_saved_bytes", &n, "B,H,Tq", (const int64_t[]){p->B, p->H, p->Tq}, 3) != LP_OK)
         return 0;
     return n * sizeof(float);
 }
