@@ -632,7 +632,7 @@ static void test_bad_header_not_json(void **state)
     uint64_t n = 8;
     memcpy(b, &n, 8);
     memcpy(b + 8, "{}\0xxxxx", 8);
-    expect_open_fails(lp_test_write_temp(".safetensors", b, 16), LP_ERR_FORMAT, NULL, NULL);
+    expect_open_fails(lp_test_write_temp(".safetensors", b, 16), LP_ERR_FORMAT, "NUL byte", NULL);
     expect_open_fails(write_st("{\"__metadata__\": [1]}", NULL, 0), LP_ERR_FORMAT, "__metadata__", NULL);
     expect_open_fails(write_st("{\"__metadata__\": {\"k\": 1}}", NULL, 0), LP_ERR_FORMAT, "'k'", NULL);
     expect_open_fails(write_st("{\"t\": 5}", NULL, 0), LP_ERR_FORMAT, "'t'", "not a JSON object");

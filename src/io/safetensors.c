@@ -332,17 +332,23 @@ static lp_status parse_header(lp_safetensors *f)
     memcpy(text, f->base + 8, (size_t)hlen);
     text[hlen] = '\0';
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, (size_t)hlen + 1, &end, 1);
     lp_status st = LP_OK;
     range *ranges = NULL;
+    cJSON *root = NULL;
+    const char *nul = memchr(text, '\0', (size_t)hlen);
+    if (nul) {
+        st = lp_error(LP_ERR_FORMAT, "%s: header contains a NUL byte at offset %zu", p, (size_t)(nul - text));
+        goto done;
+    }
+    root = cJSON_ParseWithLengthOpts(text, (size_t)hlen + 1, &end, 1);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
         st = lp_error(LP_ERR_FORMAT, "%s: header is not valid JSON (error near byte %zu of %llu)", p, at,
                       (unsigned long long)hlen);
         goto done;
     }
-    if (end != text + hlen) { /* an embedded NUL ended the parse early */
-        st = lp_error(LP_ERR_FORMAT, "%s: header has trailing bytes after the JSON object", p);
+    if (end != text + hlen) { /* cannot happen after the NUL check; kept as a guard */
+        st = lp_error(LP_ERR_FORMAT, "%s: header has trailing bytes after the JSON value", p);
         goto done;
     }
     if (!cJSON_IsObject(root)) {
