@@ -4,11 +4,11 @@
 #include <math.h>
 
 #include "kernels/kcheck.h"
+#include "kernels/kmath.h"
 
 #define LPK_PAR_MIN 16384
 #define GELU_K 0.7978845608028654f   /* sqrt(2/pi) */
 #define GELU_C 0.044715f
-#define INV_SQRT2 0.7071067811865476f
 #define INV_SQRT_2PI 0.3989422804014327f
 
 #define CHECK_FWD(fn)                                                                                      \
@@ -25,15 +25,15 @@
         LPK_DIMS(fn, NULL, "n", n);                                                                        \
     } while (0)
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + lpk_expf(-x)); }
 
 lp_status lp_gelu_tanh_forward(float *out, const float *x, int64_t n)
 {
     CHECK_FWD("lp_gelu_tanh_forward");
-#pragma omp parallel for schedule(static) if (n >= LPK_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= LPK_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        out[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v)));
+        out[i] = 0.5f * v * (1.0f + lpk_tanhf(GELU_K * (v + GELU_C * v * v * v)));
     }
     return LP_OK;
 }
@@ -41,10 +41,10 @@ lp_status lp_gelu_tanh_forward(float *out, const float *x, int64_t n)
 lp_status lp_gelu_tanh_backward(float *dx, const float *dout, const float *x, int64_t n)
 {
     CHECK_BWD("lp_gelu_tanh_backward");
-#pragma omp parallel for schedule(static) if (n >= LPK_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= LPK_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        float t = tanhf(GELU_K * (v + GELU_C * v * v * v));
+        float t = lpk_tanhf(GELU_K * (v + GELU_C * v * v * v));
         float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v);
         dx[i] += dout[i] * d;
     }
@@ -54,18 +54,18 @@ lp_status lp_gelu_tanh_backward(float *dx, const float *dout, const float *x, in
 lp_status lp_gelu_erf_forward(float *out, const float *x, int64_t n)
 {
     CHECK_FWD("lp_gelu_erf_forward");
-#pragma omp parallel for schedule(static) if (n >= LPK_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * INV_SQRT2));
+#pragma omp parallel for simd schedule(static) if (n >= LPK_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * lpk_normcdff(x[i]);
     return LP_OK;
 }
 
 lp_status lp_gelu_erf_backward(float *dx, const float *dout, const float *x, int64_t n)
 {
     CHECK_BWD("lp_gelu_erf_backward");
-#pragma omp parallel for schedule(static) if (n >= LPK_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= LPK_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        float d = 0.5f * (1.0f + erff(v * INV_SQRT2)) + v * INV_SQRT_2PI * expf(-0.5f * v * v);
+        float d = lpk_normcdff(v) + v * INV_SQRT_2PI * lpk_expf(-0.5f * v * v);
         dx[i] += dout[i] * d;
     }
     return LP_OK;
@@ -74,7 +74,7 @@ lp_status lp_gelu_erf_backward(float *dx, const float *dout, const float *x, int
 lp_status lp_silu_forward(float *out, const float *x, int64_t n)
 {
     CHECK_FWD("lp_silu_forward");
-#pragma omp parallel for schedule(static) if (n >= LPK_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= LPK_PAR_MIN)
     for (int64_t i = 0; i < n; i++) out[i] = x[i] * sigmoidf(x[i]);
     return LP_OK;
 }
@@ -82,7 +82,7 @@ lp_status lp_silu_forward(float *out, const float *x, int64_t n)
 lp_status lp_silu_backward(float *dx, const float *dout, const float *x, int64_t n)
 {
     CHECK_BWD("lp_silu_backward");
-#pragma omp parallel for schedule(static) if (n >= LPK_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= LPK_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float s = sigmoidf(x[i]);
         dx[i] += dout[i] * s * (1.0f + x[i] * (1.0f - s));
@@ -97,7 +97,7 @@ lp_status lp_swiglu_forward(float *out, const float *gate, const float *up, int6
     LPK_NONNULL(fn, gate);
     LPK_NONNULL(fn, up);
     LPK_DIMS(fn, NULL, "n", n);
-#pragma omp parallel for schedule(static) if (n >= LPK_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= LPK_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g * sigmoidf(g) * up[i];
@@ -113,7 +113,7 @@ lp_status lp_swiglu_backward(float *dgate, float *dup, const float *dout, const 
     LPK_NONNULL(fn, gate);
     LPK_NONNULL(fn, up);
     LPK_DIMS(fn, NULL, "n", n);
-#pragma omp parallel for schedule(static) if (n >= LPK_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= LPK_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i], s = sigmoidf(g);
         if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "kernels/kcheck.h"
+#include "kernels/kmath.h"
 
 #define LPK_PAR_MIN 16384
 
@@ -11,10 +12,12 @@
 static float row_logsumexp(const float *row, int64_t V)
 {
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int64_t j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-    if (mx == -INFINITY || !isfinite(mx)) return mx;   /* all -inf, or +inf/NaN present */
+    if (mx == -INFINITY || !isfinite(mx)) return mx;   /* all -inf, or +inf present */
     float s = 0.0f;
-    for (int64_t j = 0; j < V; j++) s += expf(row[j] - mx);
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < V; j++) s += lpk_expf(row[j] - mx);
     return mx + logf(s);
 }
 
@@ -30,18 +33,21 @@ lp_status lp_softmax_forward(float *out, const float *x, int64_t N, int64_t V)
         const float *xr = x + n * V;
         float *yr = out + n * V;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
         if (mx == -INFINITY) {   /* fully masked row: zeros, not NaN */
             for (int64_t j = 0; j < V; j++) yr[j] = 0.0f;
             continue;
         }
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < V; j++) {
-            float e = expf(xr[j] - mx);
+            float e = lpk_expf(xr[j] - mx);
             yr[j] = e;
             s += e;
         }
         const float inv = 1.0f / s;
+#pragma omp simd
         for (int64_t j = 0; j < V; j++) yr[j] *= inv;
     }
     return LP_OK;
@@ -130,10 +136,9 @@ lp_status lp_crossentropy_backward(float *dlogits, const float *logits, const fl
             continue;
         }
         const float l = lse ? lse[n] : row_logsumexp(row, V);
-        for (int64_t j = 0; j < V; j++) {
-            float p = expf(row[j] - l);
-            drow[j] = scale * (p - (j == t ? 1.0f : 0.0f));
-        }
+#pragma omp simd
+        for (int64_t j = 0; j < V; j++) drow[j] = scale * lpk_expf(row[j] - l);
+        drow[t] -= scale;
     }
     return LP_OK;
 }

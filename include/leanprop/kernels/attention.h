@@ -16,7 +16,9 @@
  * Memory: the forward saves only the per-row logsumexp lse (B,H,Tq) floats
  * (lp_attention_saved_bytes); the backward recomputes probabilities row by
  * row from q, k, v, out and lse. No (B,H,Tq,Tk) tensor is ever allocated; the
- * scratch is one row of Tk floats per thread (LP_MEM_SCRATCH). Backward ADDS
+ * scratch (LP_MEM_SCRATCH, freed before return) is, per thread, one key head
+ * transposed to (D,Tk) plus a score row: Tk*(D+1) floats forward, twice that
+ * backward (values transposed too). Backward ADDS
  * into dq, dk, dv; each may be NULL. Forward parallelises over (b,h),
  * backward over (b, kv head) so it is deterministic without locks.
  *
