@@ -94,6 +94,7 @@ lp_status lp_lora_config_set_targets(lp_lora_config *cfg, const char *list)
     }
     int n;
     char tmp[LP_LORA_MAX_TARGETS][LP_LORA_NAME_MAX];
+    memset(tmp, 0, sizeof tmp); /* configs compare equal with memcmp */
     LP_TRY(parse_list("target_modules", list, tmp, &n));
     memcpy(cfg->targets, tmp, sizeof tmp);
     cfg->n_targets = n;
@@ -114,6 +115,7 @@ lp_status lp_lora_config_set_exclude(lp_lora_config *cfg, const char *list)
     if (!cfg || !list) return lp_error(LP_ERR_INVALID_ARG, "lp_lora_config_set_exclude: NULL argument");
     int n;
     char tmp[LP_LORA_MAX_TARGETS][LP_LORA_NAME_MAX];
+    memset(tmp, 0, sizeof tmp); /* configs compare equal with memcmp */
     LP_TRY(parse_list("exclude_modules", list, tmp, &n));
     memcpy(cfg->exclude, tmp, sizeof tmp);
     cfg->n_exclude = n;
