@@ -57,9 +57,15 @@ static void expect_open_fails(const char *path, lp_status want, const char *need
     if (!strstr(msg, path)) fail_msg("message does not name the file: %s", msg);
     if (needle1 && !strstr(msg, needle1)) fail_msg("message lacks '%s': %s", needle1, msg);
     if (needle2 && !strstr(msg, needle2)) fail_msg("message lacks '%s': %s", needle2, msg);
-    /* the no-mmap path validates identically */
+    /* the no-mmap and in-memory paths validate identically */
     st = lp_safetensors_open_ex(&f, path, LP_SAFETENSORS_NO_MMAP);
     assert_int_equal(st, want);
+    char *img;
+    size_t len;
+    LP_ASSERT_OK(lp_file_read_all(path, 1 << 20, LP_MEM_SCRATCH, &img, &len));
+    assert_int_equal(lp_safetensors_open_memory(&f, img, len, path), want);
+    assert_non_null(strstr(lp_error_message(), path));
+    lp_free(img);
     unlink(path);
 }
 
@@ -212,6 +218,19 @@ static void test_open_gpt2_fixture(void **state)
         for (int i = 0; i < 64; i++) assert_true(lnf[i] == 1.0f);
         lp_safetensors_close(f);
     }
+    /* the same image from memory */
+    size_t len;
+    unsigned char *img = slurp(path, &len);
+    lp_safetensors *f;
+    LP_ASSERT_OK(lp_safetensors_open_memory(&f, img, len, "gpt2 image"));
+    assert_string_equal(lp_safetensors_path(f), "gpt2 image");
+    assert_int_equal(lp_safetensors_count(f), 28);
+    const lp_tensor_info *t = lp_safetensors_find(f, "transformer.wte.weight");
+    assert_true(t->data >= (const void *)img && (const unsigned char *)t->data + t->nbytes <= img + len);
+    lp_safetensors_close(f);
+    assert_int_equal(lp_safetensors_open_memory(&f, img, 7, NULL), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_error_message(), "<memory>"));
+    lp_free(img);
 }
 
 static void test_open_reference_int64(void **state)

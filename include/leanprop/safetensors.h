@@ -81,6 +81,10 @@ lp_status lp_safetensors_open(lp_safetensors **out, const char *path);
 /* Flags for lp_safetensors_open_ex. */
 #define LP_SAFETENSORS_NO_MMAP 1u   /* read the file into memory (LP_MEM_DATA) instead of mmap */
 lp_status lp_safetensors_open_ex(lp_safetensors **out, const char *path, unsigned flags);
+/* Parse a safetensors image already in memory (validated like a file). The
+ * buffer is referenced, not copied: keep it alive and unchanged until close.
+ * `name` stands for the file name in messages (NULL: "<memory>"). */
+lp_status lp_safetensors_open_memory(lp_safetensors **out, const void *data, size_t size, const char *name);
 void lp_safetensors_close(lp_safetensors *f);
 const char *lp_safetensors_path(const lp_safetensors *f);
 /* Tensors in header order. */

@@ -34,7 +34,8 @@ struct lp_safetensors {
     char *path;
     const unsigned char *base; /* whole file */
     size_t size;
-    int mapped;                /* base is an mmap (else an lp_alloc buffer) */
+    int mapped;                /* base is an mmap */
+    int borrowed;              /* base belongs to the caller (open_memory) */
     const unsigned char *data; /* data block after the header */
     size_t data_size;
     lp_tensor_info *tensors;   /* header order */
@@ -465,6 +466,30 @@ fail:
     return st;
 }
 
+lp_status lp_safetensors_open_memory(lp_safetensors **out, const void *data, size_t size, const char *name)
+{
+    if (!out || (!data && size)) return lp_error(LP_ERR_INVALID_ARG, "lp_safetensors_open_memory: NULL argument");
+    *out = NULL;
+    if (!name) name = "<memory>";
+    lp_safetensors *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = dup_str(name))) {
+        free(f);
+        return lp_error(LP_ERR_NOMEM, "%s: out of memory", name);
+    }
+    f->base = data;
+    f->size = size;
+    f->borrowed = 1;
+    lp_status st = size < 8 ? lp_error(LP_ERR_FORMAT, "%s: truncated: %zu bytes, shorter than the 8-byte header length",
+                                       name, size)
+                            : parse_header(f);
+    if (st != LP_OK) {
+        lp_safetensors_close(f);
+        return st;
+    }
+    *out = f;
+    return LP_OK;
+}
+
 lp_status lp_safetensors_open(lp_safetensors **out, const char *path)
 {
     return lp_safetensors_open_ex(out, path, 0);
@@ -473,7 +498,7 @@ lp_status lp_safetensors_open(lp_safetensors **out, const char *path)
 void lp_safetensors_close(lp_safetensors *f)
 {
     if (!f) return;
-    if (f->base) {
+    if (f->base && !f->borrowed) {
         if (f->mapped)
             munmap((void *)f->base, f->size);
         else
