@@ -276,7 +276,7 @@ static void check_grads(float dropout, int use_rslora)
     fill(&r, base, N * OC, 1);
     memcpy(y, base, sizeof y);
     uint8_t mask[N * C];
-    LP_ASSERT_OK(lp_lora_dropout_mask(L, mask, x, N));
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, mask, x, NULL, N));
     int kept = 0;
     for (int i = 0; i < N * C; i++) kept += mask[i];
     if (dropout > 0) assert_true(kept < N * C && kept > 0);
@@ -352,7 +352,7 @@ static void test_dropout_statistics_and_steps(void **state)
     fill(&r, x, (size_t)(N * C), 1);
     fill(&r, L->B, (size_t)(OC * 2), 1);
     fill(&r, dy, (size_t)(N * OC), 1);
-    LP_ASSERT_OK(lp_lora_dropout_mask(L, m1, x, N));
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, m1, x, NULL, N));
     double kept = 0;
     for (int64_t i = 0; i < N * C; i++) kept += m1[i];
     kept /= (double)(N * C);
@@ -361,14 +361,14 @@ static void test_dropout_statistics_and_steps(void **state)
     LP_ASSERT_OK(lp_lora_forward(L, y, x, N));
     LP_ASSERT_OK(lp_lora_forward(L, y2, x, N));
     assert_memory_equal(y, y2, (size_t)(N * OC) * 4);
-    LP_ASSERT_OK(lp_lora_dropout_mask(L, m2, x, N));
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, m2, x, NULL, N));
     assert_memory_equal(m1, m2, (size_t)(N * C));
     LP_ASSERT_OK(lp_lora_backward(L, NULL, dy, x, N));
-    LP_ASSERT_OK(lp_lora_dropout_mask(L, m2, x, N));
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, m2, x, NULL, N));
     assert_memory_not_equal(m1, m2, (size_t)(N * C));
     /* eval mode: no dropout, same as p = 0 */
     lp_lora_set_training(L, 0);
-    LP_ASSERT_OK(lp_lora_dropout_mask(L, m2, x, N));
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, m2, x, NULL, N));
     for (int64_t i = 0; i < N * C; i++) assert_int_equal(m2[i], 1);
     LP_ASSERT_OK(lp_lora_forward(L, yeval, x, N));
     L->dropout = 0;
@@ -380,10 +380,63 @@ static void test_dropout_statistics_and_steps(void **state)
     lp_lora_set_training(L, 1);
     lp_lora_next_step(L);
     uint8_t *m3 = malloc((size_t)(N * C));
-    LP_ASSERT_OK(lp_lora_dropout_mask(L, m3, x, N));
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, m3, x, NULL, N));
     assert_memory_not_equal(m3, m1, (size_t)(N * C));
     free(m3);
     free(x); free(y); free(y2); free(yeval); free(dy); free(m1); free(m2);
+    lp_lora_free(L);
+}
+
+static void test_dropout_row_ids(void **state)
+{
+    (void)state;
+    enum { N = 5, C = 64, OC = 3 };
+    lp_lora_config c = cfg_with(2, 2, 0.5f);
+    lp_lora *L;
+    LP_ASSERT_OK(lp_lora_new(&L, C, OC, &c, 4, 1));
+    lp_rng r;
+    lp_rng_seed(&r, 31);
+    float x[N * C], G[N * OC];
+    fill(&r, x, N * C, 1);
+    fill(&r, G, N * OC, 1);
+    fill(&r, L->B, OC * 2, 1);
+    memcpy(x + 3 * C, x, C * sizeof(float)); /* rows 0 and 3 identical */
+    int64_t ids[N] = {10, 11, 12, 13, 14};
+    uint8_t mc[N * C], mi[N * C];
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, mc, x, NULL, N));
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, mi, x, ids, N));
+    assert_memory_equal(mc, mc + 3 * C, C);        /* by content: identical rows, identical masks */
+    assert_memory_not_equal(mi, mi + 3 * C, C);    /* by id: independent */
+    /* backward of rows {4, 1} with their ids = full backward with the other rows' dout zero */
+    float y[N * OC] = {0}, dxf[N * C] = {0}, Gz[N * OC], dA[2 * C], dB[OC * 2];
+    LP_ASSERT_OK(lp_lora_forward_ids(L, y, x, ids, N));
+    memcpy(Gz, G, sizeof G);
+    for (int n = 0; n < N; n++)
+        if (n != 1 && n != 4) memset(Gz + n * OC, 0, OC * sizeof(float));
+    LP_ASSERT_OK(lp_lora_backward_ids(L, dxf, Gz, x, ids, N));
+    memcpy(dA, L->dA, sizeof dA);
+    memcpy(dB, L->dB, sizeof dB);
+    lp_lora_zero_grad(L);
+    float xs[2 * C], Gs[2 * OC], dxs[2 * C] = {0};
+    int64_t sid[2] = {14, 11};
+    memcpy(xs, x + 4 * C, C * 4);
+    memcpy(xs + C, x + 1 * C, C * 4);
+    memcpy(Gs, G + 4 * OC, OC * 4);
+    memcpy(Gs + OC, G + 1 * OC, OC * 4);
+    LP_ASSERT_OK(lp_lora_backward_ids(L, dxs, Gs, xs, sid, 2));
+    lp_test_assert_allclose(L->dA, dA, 2 * C, 1e-6, 1e-5, "dA from a row subset (ids)");
+    lp_test_assert_allclose(L->dB, dB, OC * 2, 1e-6, 1e-5, "dB from a row subset (ids)");
+    lp_test_assert_allclose(dxs, dxf + 4 * C, C, 1e-6, 1e-5, "dx row 4 (ids)");
+    lp_test_assert_allclose(dxs + C, dxf + 1 * C, C, 1e-6, 1e-5, "dx row 1 (ids)");
+    /* the forward used the id masks: compare with a reference built from them */
+    float h[N * C], u[N * 2], yr[N * OC];
+    for (int i = 0; i < N * C; i++) h[i] = mi[i] ? 2.0f * x[i] : 0.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, 2, C, 1, h, C, L->A, C, 0, u, 2);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, 2, 1, u, 2, L->B, 2, 0, yr, OC);
+    lp_test_assert_allclose(y, yr, N * OC, 1e-5, 1e-5, "forward with id masks");
+    ids[2] = -1;
+    assert_int_equal(lp_lora_forward_ids(L, y, x, ids, N), LP_ERR_INVALID_ARG);
+    assert_non_null(strstr(lp_error_message(), "negative"));
     lp_lora_free(L);
 }
 
@@ -402,7 +455,7 @@ static void test_large_chunks_with_dropout(void **state)
     uint8_t *m = malloc((size_t)(N * C));
     fill(&r, x, (size_t)(N * C), 1);
     fill(&r, L->B, (size_t)(OC * 4), 1);
-    LP_ASSERT_OK(lp_lora_dropout_mask(L, m, x, N));
+    LP_ASSERT_OK(lp_lora_dropout_mask(L, m, x, NULL, N));
     for (int64_t i = 0; i < N * C; i++) h[i] = m[i] ? 2.0f * x[i] : 0.0f;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, 4, (int)C, 1, h, (int)C, L->A, (int)C, 0, u, 4);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)OC, 4, 1, u, 4, L->B, 4, 0, ref, (int)OC);
@@ -539,7 +592,7 @@ static void test_bad_arguments(void **state)
     assert_int_equal(lp_lora_forward(L, y, x, 0), LP_ERR_INVALID_ARG);
     assert_int_equal(lp_lora_backward(L, x, NULL, x, 4), LP_ERR_INVALID_ARG);
     assert_int_equal(lp_lora_backward(L, x, y, x, -2), LP_ERR_INVALID_ARG);
-    assert_int_equal(lp_lora_dropout_mask(L, NULL, x, 4), LP_ERR_INVALID_ARG);
+    assert_int_equal(lp_lora_dropout_mask(L, NULL, x, NULL, 4), LP_ERR_INVALID_ARG);
     assert_int_equal(lp_lora_merge(L, NULL, 0), LP_ERR_INVALID_ARG);
     assert_int_equal(lp_lora_merge(NULL, y, 0), LP_ERR_INVALID_ARG);
     assert_int_equal(lp_lora_merge_nf4(L, NULL), LP_ERR_INVALID_ARG);
@@ -570,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_init_and_memory),
         cmocka_unit_test(test_gradients_finite_differences),
         cmocka_unit_test(test_dropout_statistics_and_steps),
+        cmocka_unit_test(test_dropout_row_ids),
         cmocka_unit_test(test_large_chunks_with_dropout),
         cmocka_unit_test(test_merge_unmerge),
         cmocka_unit_test(test_qlora_hooks),

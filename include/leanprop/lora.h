@@ -18,13 +18,15 @@
  * chunk of at most LP_LORA_CHUNK_BYTES.
  *
  * Dropout masks need no storage either: the mask of an element is a hash of
- * (seed, step, the row's bit pattern, column), so a backward that receives only
- * some of the forward's rows (TokenTune) regenerates exactly their masks.
- * `step` advances at the first training forward after a backward (or with
- * lp_lora_next_step): all forwards between two backwards share it. Caveat:
- * bit-identical input rows in one step get the same mask (PEFT draws them
- * independently); rows differ in practice after the first layer's position
- * mixing, and the forward/backward consistency is exact either way.
+ * (seed, step, row, column), so a backward that receives only some of the
+ * forward's rows (TokenTune) regenerates exactly their masks. The row is
+ * identified by a caller-given id (the _ids functions, e.g. b*T + t) or, by
+ * default, by its bit pattern; the latter needs the backward's x rows to be
+ * bit-identical to the forward's (true when they are saved, or recomputed by
+ * the same float operations), and gives bit-identical rows of one step the
+ * same mask (PEFT draws them independently). `step` advances at the first
+ * training forward after a backward (or with lp_lora_next_step): all forwards
+ * between two backwards share it.
  *
  *   lp_lora_config cfg;
  *   lp_lora_config_default(&cfg);                     // r 8, alpha 8, dropout 0 (PEFT's)
@@ -163,12 +165,20 @@ lp_status lp_lora_forward(lp_lora *L, float *out, const float *x, int64_t N);
  * the last backward -> dA (r,C) += , dB (OC,r) += , dx (N,C) += (dx may be
  * NULL; dA, dB skipped when not allocated). */
 lp_status lp_lora_backward(lp_lora *L, float *dx, const float *dout, const float *x, int64_t N);
+/* The same with a row id per row (ids (N), >= 0) keying the dropout masks
+ * instead of the row contents; pass the same ids to forward and backward. */
+lp_status lp_lora_forward_ids(lp_lora *L, float *out, const float *x, const int64_t *ids, int64_t N);
+lp_status lp_lora_backward_ids(lp_lora *L, float *dx, const float *dout, const float *x, const int64_t *ids,
+                               int64_t N);
 /* mask (N,C) = 1 where the next forward / backward keeps x[n][c] (all 1 in
- * eval mode or with p = 0). For tests and debugging. */
-lp_status lp_lora_dropout_mask(const lp_lora *L, uint8_t *mask, const float *x, int64_t N);
+ * eval mode or with p = 0); ids as above or NULL. For tests and debugging. */
+lp_status lp_lora_dropout_mask(const lp_lora *L, uint8_t *mask, const float *x, const int64_t *ids, int64_t N);
 
-/* W += s B A (W (OC,C); fan_in_fan_out: W stored (C,OC)); then L->merged = 1.
- * Unmerge subtracts it again (exact up to float rounding). */
+/* W += s B A, then L->merged = 1. W is (OC,C), or with fan_in_fan_out stored
+ * (C,OC): the flag describes the buffer passed (leanprop's transformer keeps
+ * GPT-2 Conv1D weights as (out, in), so pass 0 for its data even though the
+ * PEFT config of a GPT-2 adapter says fan_in_fan_out: true). Unmerge
+ * subtracts it again (exact up to float rounding). */
 lp_status lp_lora_merge(lp_lora *L, float *W, int fan_in_fan_out);
 lp_status lp_lora_unmerge(lp_lora *L, float *W, int fan_in_fan_out);
 /* QLoRA export: *q (OC,C) NF4 -> a new NF4 of deq(W) + s B A (requantised,

@@ -370,28 +370,34 @@ static int dropout_on(const lp_lora *L) { return L->training && L->dropout > 0.0
 
 static uint64_t step_key(const lp_lora *L, uint64_t step) { return mix64(L->seed ^ mix64(step + 1)); }
 
-/* x (C) -> keep (C) 0/1 for the generation `key`: a hash of the row's bits and the column */
-static void row_mask(uint8_t *keep, const float *x, int64_t C, uint64_t key, float p)
+/* x (C) -> keep (C) 0/1 for the generation `key`: a hash of the row id (id >= 0) or else of the
+ * row's bits, and the column */
+static void row_mask(uint8_t *keep, const float *x, int64_t C, int64_t id, uint64_t key, float p)
 {
     uint64_t h = key;
-    for (int64_t c = 0; c < C; c++) {
-        uint32_t bits;
-        memcpy(&bits, &x[c], sizeof bits);
-        h = (h ^ bits) * 0x100000001b3ULL;
+    if (id >= 0) {
+        h = mix64(h ^ mix64((uint64_t)id ^ 0x726f7769ULL));
+    } else {
+        for (int64_t c = 0; c < C; c++) {
+            uint32_t bits;
+            memcpy(&bits, &x[c], sizeof bits);
+            h = (h ^ bits) * 0x100000001b3ULL;
+        }
+        h = mix64(h);
     }
-    h = mix64(h);
     uint64_t thresh = (uint64_t)ldexp((double)p, 32);
     for (int64_t c = 0; c < C; c++)
         keep[c] = (mix64(h + (uint64_t)c * 0xd1342543de82ef95ULL) >> 32) >= thresh;
 }
 
-/* x (nr,C) -> h (nr,C) = x * keep / (1-p), keep (nr,C) */
-static void apply_dropout(float *h, uint8_t *keep, const float *x, int64_t nr, int64_t C, uint64_t key, float p)
+/* x (nr,C), ids (nr) or NULL -> h (nr,C) = x * keep / (1-p), keep (nr,C) */
+static void apply_dropout(float *h, uint8_t *keep, const float *x, const int64_t *ids, int64_t nr, int64_t C,
+                          uint64_t key, float p)
 {
     float inv = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (nr * C >= 65536)
     for (int64_t n = 0; n < nr; n++) {
-        row_mask(keep + n * C, x + n * C, C, key, p);
+        row_mask(keep + n * C, x + n * C, C, ids ? ids[n] : -1, key, p);
         for (int64_t c = 0; c < C; c++) h[n * C + c] = keep[n * C + c] ? x[n * C + c] * inv : 0.0f;
     }
 }
@@ -414,7 +420,15 @@ static lp_status check_call(const char *fn, const lp_lora *L, const void *a, con
     return LP_OK;
 }
 
-lp_status lp_lora_dropout_mask(const lp_lora *L, uint8_t *mask, const float *x, int64_t N)
+static lp_status check_ids(const char *fn, const int64_t *ids, int64_t N)
+{
+    for (int64_t n = 0; ids && n < N; n++)
+        if (ids[n] < 0) return lp_error(LP_ERR_INVALID_ARG, "%s: row id %lld of row %lld is negative", fn,
+                                        (long long)ids[n], (long long)n);
+    return LP_OK;
+}
+
+lp_status lp_lora_dropout_mask(const lp_lora *L, uint8_t *mask, const float *x, const int64_t *ids, int64_t N)
 {
     LP_TRY(check_call("lp_lora_dropout_mask", L, mask, "mask", x, "x", N));
     if (!dropout_on(L)) {
@@ -422,15 +436,29 @@ lp_status lp_lora_dropout_mask(const lp_lora *L, uint8_t *mask, const float *x, 
         return LP_OK;
     }
     uint64_t key = step_key(L, L->step + (L->advance ? 1 : 0));
-    for (int64_t n = 0; n < N; n++) row_mask(mask + n * L->C, x + n * L->C, L->C, key, L->dropout);
+    LP_TRY(check_ids("lp_lora_dropout_mask", ids, N));
+    for (int64_t n = 0; n < N; n++)
+        row_mask(mask + n * L->C, x + n * L->C, L->C, ids ? ids[n] : -1, key, L->dropout);
     return LP_OK;
 }
 
 /* x (N,C) -> out (N,OC) += s * (drop(x) A^T) B^T */
 lp_status lp_lora_forward(lp_lora *L, float *out, const float *x, int64_t N)
 {
+    return lp_lora_forward_ids(L, out, x, NULL, N);
+}
+
+lp_status lp_lora_backward(lp_lora *L, float *dx, const float *dout, const float *x, int64_t N)
+{
+    return lp_lora_backward_ids(L, dx, dout, x, NULL, N);
+}
+
+/* x (N,C), ids (N) or NULL -> out (N,OC) += s * (drop(x) A^T) B^T */
+lp_status lp_lora_forward_ids(lp_lora *L, float *out, const float *x, const int64_t *ids, int64_t N)
+{
     static const char fn[] = "lp_lora_forward";
     LP_TRY(check_call(fn, L, out, "out", x, "x", N));
+    LP_TRY(check_ids(fn, ids, N));
     if (L->merged) return LP_OK;
     int C = (int)L->C, OC = (int)L->OC, r = L->r;
     int drop = dropout_on(L);
@@ -453,7 +481,7 @@ lp_status lp_lora_forward(lp_lora *L, float *out, const float *x, int64_t N)
         int nr = (int)(N - n0 < ch ? N - n0 : ch);
         const float *hc = x + n0 * C;
         if (drop) {
-            apply_dropout(h, keep, hc, nr, C, key, L->dropout);
+            apply_dropout(h, keep, hc, ids ? ids + n0 : NULL, nr, C, key, L->dropout);
             hc = h;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r, C, 1.0f, hc, C, L->A, C, 0.0f, u + n0 * r, r);
@@ -467,10 +495,11 @@ lp_status lp_lora_forward(lp_lora *L, float *out, const float *x, int64_t N)
 
 /* dout (N,OC), x (N,C) -> dB (OC,r) += s dout^T u, dA (r,C) += du^T drop(x), dx (N,C) += drop'(du A),
  * with u = drop(x) A^T and du = s dout B recomputed per row chunk */
-lp_status lp_lora_backward(lp_lora *L, float *dx, const float *dout, const float *x, int64_t N)
+lp_status lp_lora_backward_ids(lp_lora *L, float *dx, const float *dout, const float *x, const int64_t *ids, int64_t N)
 {
     static const char fn[] = "lp_lora_backward";
     LP_TRY(check_call(fn, L, dout, "dout", x, "x", N));
+    LP_TRY(check_ids(fn, ids, N));
     if (L->merged)
         return lp_error(LP_ERR_INVALID_ARG, "%s: the adapter is merged into its base weight; unmerge to train", fn);
     int C = (int)L->C, OC = (int)L->OC, r = L->r;
@@ -491,7 +520,7 @@ lp_status lp_lora_backward(lp_lora *L, float *dx, const float *dout, const float
         int nr = (int)(N - n0 < ch ? N - n0 : ch);
         const float *hc = x + n0 * C, *dc = dout + n0 * OC;
         if (drop) {
-            apply_dropout(h, keep, hc, nr, C, key, L->dropout);
+            apply_dropout(h, keep, hc, ids ? ids + n0 : NULL, nr, C, key, L->dropout);
             hc = h;
         }
         if (L->dB) {
