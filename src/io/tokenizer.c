@@ -499,12 +499,14 @@ lp_status lp_tokenizer_decode(const lp_tokenizer *t, const int32_t *ids, size_t 
     if (!o) return LP_ERR_NOMEM;
     size_t k = 0;
     int32_t prev = -1;
+    int first = 1; /* the first token kept: its leading space came from the encoder */
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if ((flags & LP_TOKENIZER_SKIP_SPECIAL) && (t->tok_flags[id] & TK_FLAG_SPECIAL)) { prev = id; continue; }
         const char *p;
         size_t pn;
-        piece_of(t, prev, id, k == 0, &p, &pn);
+        piece_of(t, prev, id, first, &p, &pn);
+        first = 0;
         memcpy(o + k, p, pn);
         k += pn;
         prev = id;

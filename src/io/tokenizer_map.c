@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "leanprop/alloc.h"
 
@@ -77,12 +78,12 @@ lp_status tk_read_file(const char *path, char **out, size_t *len)
         int e = errno;
         return lp_error(e == ENOENT ? LP_ERR_NOT_FOUND : LP_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 0 || (uint64_t)sb.st_size >= SIZE_MAX / 2) {
         fclose(f);
-        return lp_error(LP_ERR_IO, "%s: cannot determine the file size (not a regular file?)", path);
+        return lp_error(LP_ERR_IO, "%s: not a regular file", path);
     }
+    long size = (long)sb.st_size;
     char *buf = lp_alloc(LP_MEM_DATA, (size_t)size + 1);
     if (!buf) {
         fclose(f);
