@@ -17,5 +17,28 @@ const cli_command cli_commands[] = {
      "  sgemm rate of this machine and the accounting allocator's report.\n"
      "  --threads N   threads for OpenMP and OpenBLAS (default: $LEANPROP_THREADS or all CPUs)\n",
      cmd_info},
+    {"convert", "convert llama2.c / llm.c / Hugging Face checkpoints to a Hugging Face directory",
+     "usage: leanprop convert --model PATH --out DIR [--dtype f32|f16|bf16] [--shard-mb N] [--format hf|llmc]\n"
+     "  Loads a model (a Hugging Face directory: config.json + model.safetensors or shards;\n"
+     "  an llm.c GPT-2 .bin; a llama2.c .bin) and writes it with Hugging Face names and\n"
+     "  layouts, so transformers loads the result unchanged. llama2.c's q/k rows are\n"
+     "  permuted to Hugging Face's RoPE layout.\n"
+     "  --dtype D      stored dtype of the output (default f32)\n"
+     "  --shard-mb N   write shards of at most N MiB plus model.safetensors.index.json (default: one file)\n"
+     "  --format F     hf (default) or llmc (GPT-2 only: llm.c's gpt2_124M.bin layout, f32)\n",
+     cmd_convert},
+    {"generate", "sample text from a causal model (greedy, temperature, top-p) with a KV cache",
+     "usage: leanprop generate --model PATH [--prompt TEXT | --ids 1,2,3] [flags]\n"
+     "  --tokenizer P   tokenizer.json, GPT-2 directory or llama2.c tokenizer.bin (default: found\n"
+     "                  in the model directory, or tokenizer.bin / tok<V>.bin beside a .bin)\n"
+     "  --steps N       new tokens at most (default 256)\n"
+     "  --temperature T 0 = greedy (default 1.0)\n"
+     "  --top-p P       nucleus sampling mass (default 0.9; 1 = off)\n"
+     "  --seed S        sampling seed (default 42)\n"
+     "  --no-bos        do not put BOS before the prompt (Llama models get one by default)\n"
+     "  --no-stop       keep going after EOS (and, for llama2.c models, BOS)\n"
+     "  --show-ids      print token ids instead of text\n"
+     "  --threads N     threads for OpenMP and OpenBLAS\n",
+     cmd_generate},
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
