@@ -4,6 +4,7 @@
 #include "test_kernels_util.h"
 
 #include "leanprop/kernels.h"
+#include "kernels/kmath.h"   /* internal: the vectorisable exp/tanh/Phi under test */
 
 #define RTOL 1e-3
 #define ATOL 1e-4
@@ -142,6 +143,32 @@ static void test_relu_at_zero(void **state)
     assert_true(dx == 0.01f);
 }
 
+static void test_kmath_accuracy(void **state)
+{
+    (void)state;
+    /* stated bounds of src/kernels/kmath.h, on a dense grid over [-90, 90] */
+    double we = 0, wt = 0, wp = 0;
+    for (int i = 0; i <= 180000; i++) {
+        float x = -90.0f + 0.001f * (float)i;
+        double e = exp((double)x);
+        if (x > -86.0f && x < 88.7f) {
+            double rel = fabs(lpk_expf(x) - e) / e;
+            if (rel > we) we = rel;
+        }
+        double t = fabs(lpk_tanhf(x) - tanh((double)x));
+        if (t > wt) wt = t;
+        double ph = fabs(lpk_normcdff(x) - 0.5 * erfc(-(double)x / sqrt(2.0)));
+        if (ph > wp) wp = ph;
+    }
+    if (we > 3e-7) fail_msg("lpk_expf max relative error %g", we);
+    if (wt > 2e-7) fail_msg("lpk_tanhf max absolute error %g", wt);
+    if (wp > 3e-7) fail_msg("lpk_normcdff max absolute error %g", wp);
+    assert_true(lpk_expf(-INFINITY) == 0.0f && lpk_expf(-100.0f) == 0.0f);
+    assert_true(isinf(lpk_expf(INFINITY)) && isinf(lpk_expf(89.0f)));
+    assert_true(isnan(lpk_expf(NAN)) && lpk_expf(0.0f) == 1.0f);
+    assert_true(lpk_normcdff(-INFINITY) == 0.0f && lpk_normcdff(INFINITY) == 1.0f);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -166,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_relu_at_zero),
+        cmocka_unit_test(test_kmath_accuracy),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

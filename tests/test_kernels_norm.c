@@ -4,6 +4,7 @@
 #include "test_kernels_util.h"
 
 #include "leanprop/kernels.h"
+#include "leanprop/threads.h"
 
 #define RTOL 1e-3
 #define ATOL 1e-4
@@ -119,6 +120,45 @@ static void test_layernorm_constant_row(void **state)
     assert_true(z[0] == 0.0f && isfinite(rz));
 }
 
+static void test_threaded_matches_serial(void **state)
+{
+    (void)state;
+    /* 64 x 600 = 38400 elements: past the threading threshold and over several column
+     * blocks; rows are independent and column blocks fixed, so 1 and 2 threads agree bitwise. */
+    lp_rng r;
+    lp_rng_seed(&r, 102);
+    const int64_t N = 64, C = 600;
+    size_t n = (size_t)(N * C);
+    float *x = kt_randn(&r, n, 1.0f), *w = kt_randn(&r, C, 1.0f), *b = kt_randn(&r, C, 1.0f), *dy = kt_randn(&r, n, 1.0f);
+    float *out[2], *dx[2], *dw[2], *db[2], *mean = kt_zeros(N), *rstd = kt_zeros(N);
+    for (int rms = 0; rms < 2; rms++) {
+        for (int t = 0; t < 2; t++) {
+            LP_ASSERT_OK(lp_threads_set(t + 1));
+            out[t] = kt_zeros(n); dx[t] = kt_zeros(n); dw[t] = kt_zeros(C); db[t] = kt_zeros(C);
+            if (rms) {
+                LP_ASSERT_OK(lp_rmsnorm_forward(out[t], rstd, x, w, N, C, 1e-6f));
+                LP_ASSERT_OK(lp_rmsnorm_backward(dx[t], dw[t], dy, x, w, rstd, N, C));
+            } else {
+                LP_ASSERT_OK(lp_layernorm_forward(out[t], mean, rstd, x, w, b, N, C, 1e-5f));
+                LP_ASSERT_OK(lp_layernorm_backward(dx[t], dw[t], db[t], dy, x, w, mean, rstd, N, C));
+            }
+        }
+        assert_memory_equal(out[0], out[1], n * sizeof(float));
+        assert_memory_equal(dx[0], dx[1], n * sizeof(float));
+        assert_memory_equal(dw[0], dw[1], (size_t)C * sizeof(float));
+        assert_memory_equal(db[0], db[1], (size_t)C * sizeof(float));
+        /* and the threaded run agrees with the double reference */
+        norm_ctx ctx = {(int)N, (int)C, rms, rms ? 1e-6 : 1e-5, kt_to_double(x, n), kt_to_double(w, C),
+                        rms ? NULL : kt_to_double(b, C)};
+        double *ref = kt_dzeros(n);
+        ref_norm(&ctx, ref);
+        kt_assert_close_d(out[1], ref, n, 1e-5, 1e-4, "threaded norm forward");
+        free(ref); free(ctx.x); free(ctx.w); free(ctx.b);
+        for (int t = 0; t < 2; t++) { free(out[t]); free(dx[t]); free(dw[t]); free(db[t]); }
+    }
+    free(x); free(w); free(b); free(dy); free(mean); free(rstd);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -142,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_layernorm_constant_row),
+        cmocka_unit_test(test_threaded_matches_serial),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include "test_kernels_util.h"
 
 #include "leanprop/kernels.h"
+#include "leanprop/threads.h"
 
 #define RTOL 1e-3
 #define ATOL 1e-4
@@ -145,6 +146,39 @@ static void test_crossentropy_values(void **state)
     assert_int_equal(count, 1);
 }
 
+static void test_threaded_large(void **state)
+{
+    (void)state;
+    /* 40 x 1000 logits (threaded path): loss vs the double reference, gradients bitwise equal
+     * between 1 and 2 threads (rows are independent). */
+    lp_rng r;
+    lp_rng_seed(&r, 302);
+    const int N = 40, V = 1000;
+    size_t n = (size_t)N * V;
+    float *x = kt_randn(&r, n, 3.0f), *d1 = kt_zeros(n), *d2 = kt_zeros(n), *s1 = kt_zeros(n), *s2 = kt_zeros(n);
+    int32_t t[40];
+    for (int i = 0; i < N; i++) t[i] = i % 7 == 0 ? LP_IGNORE_INDEX : (int32_t)lp_rng_below(&r, V);
+    sm_ctx ctx = {N, V, kt_to_double(x, n), t, 1.0};
+    double ref;
+    ref_ce(&ctx, &ref);
+    float loss1, loss2;
+    int64_t c1, c2;
+    LP_ASSERT_OK(lp_threads_set(1));
+    LP_ASSERT_OK(lp_crossentropy_forward(&loss1, &c1, NULL, x, t, N, V, LP_IGNORE_INDEX));
+    LP_ASSERT_OK(lp_crossentropy_backward(d1, x, NULL, t, c1, 1.0f, N, V, LP_IGNORE_INDEX));
+    LP_ASSERT_OK(lp_softmax_forward(s1, x, N, V));
+    LP_ASSERT_OK(lp_threads_set(2));
+    LP_ASSERT_OK(lp_crossentropy_forward(&loss2, &c2, NULL, x, t, N, V, LP_IGNORE_INDEX));
+    LP_ASSERT_OK(lp_crossentropy_backward(d2, x, NULL, t, c2, 1.0f, N, V, LP_IGNORE_INDEX));
+    LP_ASSERT_OK(lp_softmax_forward(s2, x, N, V));
+    assert_int_equal(c1, c2);
+    LP_ASSERT_CLOSE(loss2, ref, 1e-5, 1e-5, "threaded loss");
+    LP_ASSERT_CLOSE(loss1, ref, 1e-5, 1e-5, "serial loss");
+    assert_memory_equal(d1, d2, n * sizeof(float));
+    assert_memory_equal(s1, s2, n * sizeof(float));
+    free(x); free(d1); free(d2); free(s1); free(s2); free(ctx.x);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -170,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_crossentropy_values),
+        cmocka_unit_test(test_threaded_large),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

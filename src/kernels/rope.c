@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "kernels/kcheck.h"
+#include "leanprop/alloc.h"
 
 #define LPK_PAR_MIN 16384
 
@@ -19,19 +20,20 @@ static lp_status rope_check(const char *fn, const float *a, const float *b, int6
     return LP_OK;
 }
 
-/* sign = +1: forward rotation; -1: inverse (backward). accumulate: y += rot(x) instead of y = rot(x). */
-static void rope_apply(float *y, const float *x, const int32_t *pos, int64_t B, int64_t T, int64_t H, int64_t D,
-                       float theta, float sign, int accumulate, size_t total)
+/* sign = +1: forward rotation; -1: inverse (backward). accumulate: y += rot(x) instead of y = rot(x).
+ * inv_freq (D/2) is precomputed; one sincos per (token, frequency), shared by the H heads. */
+static void rope_apply(float *y, const float *x, const int32_t *pos, const float *inv_freq, int64_t B, int64_t T,
+                       int64_t H, int64_t D, float sign, int accumulate, size_t total)
 {
     const int64_t half = D / 2;
 #pragma omp parallel for schedule(static) if (total >= LPK_PAR_MIN)
     for (int64_t bt = 0; bt < B * T; bt++) {
         const float p = pos ? (float)pos[bt] : (float)(bt % T);
         for (int64_t i = 0; i < half; i++) {
-            /* As HF: inv_freq = 1.0 / base ** (arange(0, D, 2).float() / D), all float32. */
-            const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)D);
-            const float a = p * inv_freq;
-            const float c = cosf(a), s = sign * sinf(a);
+            const float a = p * inv_freq[i];   /* float32 product, as HF */
+            float s, c;
+            sincosf(a, &s, &c);
+            s *= sign;
             for (int64_t h = 0; h < H; h++) {
                 const int64_t o = (bt * H + h) * D;
                 const float x1 = x[o + i], x2 = x[o + i + half];
@@ -48,12 +50,27 @@ static void rope_apply(float *y, const float *x, const int32_t *pos, int64_t B, 
     }
 }
 
+/* As HF: inv_freq = 1.0 / base ** (arange(0, D, 2).float() / D), all float32. */
+static float *rope_inv_freq(const char *fn, int64_t D, float theta)
+{
+    float *f = lp_alloc_array(LP_MEM_SCRATCH, (size_t)(D / 2), sizeof(float));
+    if (!f) {
+        lp_error_context(LP_ERR_NOMEM, "%s: inverse frequencies", fn);
+        return NULL;
+    }
+    for (int64_t i = 0; i < D / 2; i++) f[i] = 1.0f / powf(theta, (float)(2 * i) / (float)D);
+    return f;
+}
+
 lp_status lp_rope_forward(float *out, const float *x, const int32_t *pos, int64_t B, int64_t T, int64_t H,
                           int64_t D, float theta)
 {
     size_t total;
     LP_TRY(rope_check("lp_rope_forward", out, x, B, T, H, D, theta, &total));
-    rope_apply(out, x, pos, B, T, H, D, theta, 1.0f, 0, total);
+    float *inv_freq = rope_inv_freq("lp_rope_forward", D, theta);
+    if (!inv_freq) return LP_ERR_NOMEM;
+    rope_apply(out, x, pos, inv_freq, B, T, H, D, 1.0f, 0, total);
+    lp_free(inv_freq);
     return LP_OK;
 }
 
@@ -62,6 +79,9 @@ lp_status lp_rope_backward(float *dx, const float *dout, const int32_t *pos, int
 {
     size_t total;
     LP_TRY(rope_check("lp_rope_backward", dx, dout, B, T, H, D, theta, &total));
-    rope_apply(dx, dout, pos, B, T, H, D, theta, -1.0f, 1, total);
+    float *inv_freq = rope_inv_freq("lp_rope_backward", D, theta);
+    if (!inv_freq) return LP_ERR_NOMEM;
+    rope_apply(dx, dout, pos, inv_freq, B, T, H, D, -1.0f, 1, total);
+    lp_free(inv_freq);
     return LP_OK;
 }
