@@ -11,6 +11,7 @@
 
 #include "leanprop/alloc.h"
 #include "leanprop/dataset.h"
+#include "leanprop/tokenizer.h"
 
 static char g_tmp[16][128];
 static int g_ntmp;
@@ -244,6 +245,71 @@ static void test_windows_small_and_bad(void **state)
     assert_int_equal(lp_text_corpus_load(&tr, &va, "/nonexistent.txt", &enc, 8, 0.1, NULL), LP_ERR_NOT_FOUND);
 }
 
+/* Real tokenizers through the adapter: the response/continuation split is
+ * taken from one encoding of the joined text, so a SentencePiece-style
+ * tokenizer (llama2.c's) puts no word-start marker in front of the response. */
+static void test_real_tokenizers(void **state)
+{
+    (void)state;
+    const char *tokbin = lp_test_shared("data/models/stories260K/tok512.bin");
+    const char *enc_json = lp_test_shared("data/tokenizers/gpt2/encoder.json");
+    const char *vocab = lp_test_shared("data/tokenizers/gpt2/vocab.bpe");
+    if (!tokbin || !enc_json || !vocab) { LP_SKIP("shared tokenizers not found (set LEANPROP_SHARED)"); }
+    const char *p = tmp_file(".jsonl", "{\"prompt\": \"Once upon a time\", \"response\": \", there was a cat.\"}\n");
+    lp_text_dataset *ds;
+    LP_ASSERT_OK(lp_lm_dataset_load(&ds, p, NULL, NULL));
+    lp_tokenizer *tok;
+    LP_ASSERT_OK(lp_tokenizer_open_llama2c(&tok, tokbin));
+    lp_text_encoder enc = lp_text_encoder_from_tokenizer(tok);
+    assert_int_equal(enc.bos_id, 1);
+    assert_int_equal(enc.eos_id, 2);
+    lp_token_dataset td;
+    LP_ASSERT_OK(lp_token_dataset_from_text(&td, ds, &enc, 512, NULL));
+    int32_t *full, *prompt;
+    size_t nf, np;
+    const char *joined = "Once upon a time, there was a cat.";
+    LP_ASSERT_OK(lp_tokenizer_encode(tok, joined, strlen(joined), 0, &full, &nf));
+    LP_ASSERT_OK(lp_tokenizer_encode(tok, "Once upon a time", 16, 0, &prompt, &np));
+    assert_int_equal(td.offsets[1], (int64_t)nf + 2);           /* bos ... eos */
+    assert_int_equal(td.ids[0], 1);
+    assert_memory_equal(td.ids + 1, full, nf * sizeof(int32_t));
+    assert_int_equal(td.ids[nf + 1], 2);
+    assert_int_equal(td.n_prompt[0], (int32_t)np + 1);
+    /* the trained part decodes back to the response */
+    char *text;
+    size_t len;
+    LP_ASSERT_OK(lp_tokenizer_decode(tok, td.ids + td.n_prompt[0], nf - np, 0, &text, &len));
+    assert_string_equal(text, ", there was a cat.");
+    lp_free(text);
+    lp_free(full);
+    lp_free(prompt);
+    lp_token_dataset_free(&td);
+    lp_tokenizer_close(tok);
+    lp_text_dataset_free(ds);
+
+    /* GPT-2, multiple choice: the continuation is " Paris" */
+    p = tmp_file(".jsonl", "{\"question\": \"Capital of France?\", \"choices\": [\"Rome\", \"Paris\"], \"answer\": 1}\n");
+    lp_mc_dataset *mc;
+    LP_ASSERT_OK(lp_mc_dataset_load(&mc, p, NULL, NULL));
+    LP_ASSERT_OK(lp_tokenizer_open_gpt2(&tok, enc_json, vocab));
+    enc = lp_text_encoder_from_tokenizer(tok);
+    enc.bos_id = -1; /* lm-eval scores GPT-2 without a leading <|endoftext|> */
+    lp_token_dataset req;
+    LP_ASSERT_OK(lp_mc_build_requests(&req, mc, &enc, NULL, NULL));
+    assert_int_equal(req.n, 2);
+    int64_t n1 = req.offsets[2] - req.offsets[1];
+    LP_ASSERT_OK(lp_tokenizer_decode(tok, req.ids + req.offsets[1] + req.n_prompt[1], (size_t)(n1 - req.n_prompt[1]),
+                                     0, &text, &len));
+    assert_string_equal(text, " Paris");
+    lp_free(text);
+    LP_ASSERT_OK(lp_tokenizer_decode(tok, req.ids + req.offsets[1], (size_t)req.n_prompt[1], 0, &text, &len));
+    assert_string_equal(text, "Question: Capital of France?\nAnswer:");
+    lp_free(text);
+    lp_token_dataset_free(&req);
+    lp_tokenizer_close(tok);
+    lp_mc_dataset_free(mc);
+}
+
 static void test_epoch_order(void **state)
 {
     (void)state;
@@ -266,6 +332,7 @@ int main(void)
         cmocka_unit_test_teardown(test_classification_tokens, cleanup),
         cmocka_unit_test_teardown(test_moby_dick_windows, cleanup),
         cmocka_unit_test_teardown(test_windows_small_and_bad, cleanup),
+        cmocka_unit_test_teardown(test_real_tokenizers, cleanup),
         cmocka_unit_test_teardown(test_epoch_order, cleanup),
     };
     size_t before = lp_mem_current(LP_MEM_DATA);

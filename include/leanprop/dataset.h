@@ -188,6 +188,14 @@ typedef struct {
 /* Bytes as ids 0..255, no BOS/EOS, pad 0: for tests and byte-level models. */
 lp_text_encoder lp_text_encoder_bytes(void);
 
+/* A leanprop tokenizer (leanprop/tokenizer.h) as an encoder: its BOS and EOS
+ * ids (-1 where it has none; override the fields as needed, e.g. eos_id = -1
+ * for classification without [SEP]), pad = EOS (or 0). Special tokens written
+ * in the text become their ids, as in Hugging Face. The handle must outlive
+ * the encoder and serve one thread at a time. */
+struct lp_tokenizer;
+lp_text_encoder lp_text_encoder_from_tokenizer(struct lp_tokenizer *tok);
+
 /* Encode into a fresh LP_MEM_DATA buffer (*ids, *n); *ids = NULL when n = 0. */
 lp_status lp_text_encode(const lp_text_encoder *enc, const char *text, size_t len, int32_t **ids, int64_t *n);
 

@@ -280,7 +280,7 @@ lp_status lp_mc_build_requests(lp_token_dataset *out, const lp_mc_dataset *ds, c
     lp_token_builder tb;
     lp_token_builder_begin(&tb, out);
     strbuf ctx = {0}, cont = {0};
-    int32_t *ctx_ids = NULL, *seq = NULL;
+    int32_t *ctx_ids = NULL, *seq = NULL; /* ctx_ids: only its length is used */
     int64_t *shots = o.n_shot > 0 ? lp_alloc_array(LP_MEM_SCRATCH, (size_t)o.n_shot, sizeof(int64_t)) : NULL;
     lp_status st = (o.n_shot > 0 && !shots) ? LP_ERR_NOMEM : LP_OK;
     for (int64_t i = 0; i < ds->n && st == LP_OK; i++) {
@@ -289,23 +289,25 @@ lp_status lp_mc_build_requests(lp_token_dataset *out, const lp_mc_dataset *ds, c
         st = build_context(&ctx, ds, i, &o, shots);
         if (st == LP_OK) { lp_free(ctx_ids); ctx_ids = NULL; st = lp_text_encode(enc, ctx.s, (size_t)ctx.n, &ctx_ids, &n_ctx); }
         for (int32_t c = 0; c < e->n_choices && st == LP_OK; c++) {
+            /* lm-evaluation-harness: encode context + continuation as one string,
+             * the context alone for its length; the rest is the continuation */
             cont.n = 0;
-            st = sb_add(&cont, o.target_delimiter, strlen(o.target_delimiter));
+            st = sb_add(&cont, ctx.s, (size_t)ctx.n);
+            if (st == LP_OK) st = sb_add(&cont, o.target_delimiter, strlen(o.target_delimiter));
             if (st == LP_OK) st = sb_add(&cont, e->choices[c], strlen(e->choices[c]));
-            int32_t *cids = NULL;
-            int64_t n_cont = 0;
-            if (st == LP_OK) st = lp_text_encode(enc, cont.s, (size_t)cont.n, &cids, &n_cont);
+            int32_t *whole = NULL;
+            int64_t n_whole = 0;
+            if (st == LP_OK) st = lp_text_encode(enc, cont.s, (size_t)cont.n, &whole, &n_whole);
             if (st != LP_OK) break;
-            int64_t n = (enc->bos_id >= 0) + n_ctx + n_cont, cap = n > 0 ? n : 1;
+            int64_t n_cont = n_whole - (n_ctx < n_whole ? n_ctx : n_whole);
+            int64_t n = (enc->bos_id >= 0) + n_whole, cap = n > 0 ? n : 1;
             lp_free(seq);
             seq = lp_alloc_array(LP_MEM_SCRATCH, (size_t)cap, sizeof(int32_t));
-            if (!seq) { lp_free(cids); st = LP_ERR_NOMEM; break; }
+            if (!seq) { lp_free(whole); st = LP_ERR_NOMEM; break; }
             int64_t k = 0;
             if (enc->bos_id >= 0) seq[k++] = enc->bos_id;
-            if (n_ctx) memcpy(seq + k, ctx_ids, (size_t)n_ctx * sizeof(int32_t));
-            k += n_ctx;
-            if (n_cont) memcpy(seq + k, cids, (size_t)n_cont * sizeof(int32_t));
-            lp_free(cids);
+            if (n_whole) memcpy(seq + k, whole, (size_t)n_whole * sizeof(int32_t));
+            lp_free(whole);
             int64_t n_prompt = n - n_cont, cut = 0;
             if (n > o.max_len) { /* keep the end: the choice and the nearest context */
                 cut = n - o.max_len;

@@ -133,22 +133,35 @@ lp_status lp_token_dataset_from_text(lp_token_dataset *out, const lp_text_datase
     int32_t *seq = NULL, *part = NULL;
     int64_t seq_cap = 0, part_cap = 0;
     lp_status st = LP_OK;
+    char *joined = NULL;
+    int64_t joined_cap = 0;
     for (int64_t i = 0; i < ds->n && st == LP_OK; i++) {
         const lp_text_example *e = &ds->items[i];
         int64_t n = 0, np = 0, n_prompt = 0;
-        st = lp_data_grow((void **)&seq, &seq_cap, 2, sizeof *seq);
+        const char *full = e->text;
+        size_t full_len = strlen(e->text);
+        if (e->prompt) {
+            /* As alpaca-lora and lm-evaluation-harness: encode prompt + text as one
+             * string (a SentencePiece tokenizer would otherwise put a word-start
+             * marker in front of the text), and the prompt alone for its length. */
+            size_t pl = strlen(e->prompt);
+            st = lp_data_grow((void **)&joined, &joined_cap, (int64_t)(pl + full_len + 1), 1);
+            if (st != LP_OK) break;
+            memcpy(joined, e->prompt, pl);
+            memcpy(joined + pl, e->text, full_len + 1);
+            st = encode_into(enc, e->prompt, pl, &part, &part_cap, &n_prompt);
+            if (st != LP_OK) break;
+            full = joined;
+            full_len += pl;
+        }
+        st = encode_into(enc, full, full_len, &part, &part_cap, &np);
+        if (st == LP_OK) st = lp_data_grow((void **)&seq, &seq_cap, np + 2, sizeof *seq);
         if (st != LP_OK) break;
         if (enc->bos_id >= 0) seq[n++] = enc->bos_id;
-        const char *pieces[2] = {e->prompt, e->text};
-        for (int k = 0; k < 2 && st == LP_OK; k++) {
-            if (k == 1) n_prompt = n; /* bos and prompt tokens get no loss */
-            if (!pieces[k]) continue;
-            st = encode_into(enc, pieces[k], strlen(pieces[k]), &part, &part_cap, &np);
-            if (st == LP_OK) st = lp_data_grow((void **)&seq, &seq_cap, n + np + 1, sizeof *seq);
-            if (st == LP_OK && np) memcpy(seq + n, part, (size_t)np * sizeof *seq);
-            n += np;
-        }
-        if (st != LP_OK) break;
+        if (np) memcpy(seq + n, part, (size_t)np * sizeof *seq);
+        n += np;
+        if (n_prompt > np) n_prompt = np;
+        n_prompt += enc->bos_id >= 0; /* bos and prompt tokens get no loss */
         if (enc->eos_id >= 0) seq[n++] = enc->eos_id;
         if (n > max_len) {
             rep->truncated++;
@@ -165,5 +178,6 @@ lp_status lp_token_dataset_from_text(lp_token_dataset *out, const lp_text_datase
     }
     lp_free(seq);
     lp_free(part);
+    lp_free(joined);
     return lp_token_builder_end(&tb, st);
 }
