@@ -13,9 +13,9 @@
 static lp_status merge_error(const char *file, size_t where, int json, const char *a, size_t an, const char *b,
                              size_t bn, const char *what, const char *tok, size_t tn)
 {
-    char loc[64];
-    snprintf(loc, sizeof loc, json ? " merge %zu" : "%zu", where);
-    return lp_error(LP_ERR_FORMAT, "%s:%s: merge '%.*s %.*s' %s '%.*s', which is not in the vocabulary", file, loc,
+    char loc[64]; /* "file:12: merge 'a b'" for vocab.bpe, "file: merge 12 'a b'" for tokenizer.json */
+    snprintf(loc, sizeof loc, json ? ": merge %zu" : ":%zu: merge", where);
+    return lp_error(LP_ERR_FORMAT, "%s%s '%.*s %.*s' %s '%.*s', which is not in the vocabulary", file, loc,
                     (int)(an > 80 ? 80 : an), a, (int)(bn > 80 ? 80 : bn), b, what, (int)(tn > 160 ? 160 : tn), tok);
 }
 
