@@ -363,6 +363,42 @@ static void test_mutations_never_crash(void **state)
     }
 }
 
+/* Every allocation failing in turn while opening and using a tokenizer: LP_ERR_NOMEM or
+ * success, and the data category back where it started after close (nothing leaks). */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    const char *bin = lp_test_shared(TOK512);
+    if (!bin) { LP_SKIP("shared stories260K/tok512.bin not found (set LEANPROP_SHARED)"); }
+    static const char json[] =
+        "{\"added_tokens\":[{\"id\":3,\"content\":\"<s>\",\"special\":true}],\"pre_tokenizer\":{\"type\":"
+        "\"ByteLevel\"},\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":"
+        "{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b\"]}}";
+    const char *jp = tt_temp("-tokenizer.json", json, sizeof json - 1);
+    size_t base = lp_mem_current(LP_MEM_DATA);
+    for (int which = 0; which < 2; which++) {
+        int succeeded = 0;
+        for (size_t k = 1; k < 400 && !succeeded; k++) {
+            lp_tokenizer *t = NULL;
+            lp_mem_fail_after(k);
+            lp_status st = which ? lp_tokenizer_open_hf(&t, jp) : lp_tokenizer_open_llama2c(&t, bin);
+            if (st == LP_OK) {
+                int32_t *ids = NULL;
+                size_t n;
+                st = lp_tokenizer_encode(t, "ab<s>ba", 7, 0, &ids, &n);
+                lp_free(ids);
+                succeeded = lp_mem_current(LP_MEM_DATA) > base && st == LP_OK;
+                lp_tokenizer_close(t);
+            }
+            lp_mem_fail_after(0);
+            if (st != LP_OK && st != LP_ERR_NOMEM) fail_msg("k=%zu: %s: %s", k, lp_status_name(st), lp_error_message());
+            assert_int_equal(lp_mem_current(LP_MEM_DATA), base);
+        }
+        assert_true(succeeded);
+    }
+    unlink(jp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_hf_unsupported),
         cmocka_unit_test(test_hf_malformed),
         cmocka_unit_test(test_mutations_never_crash),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -200,7 +200,7 @@ lp_status tk_finish(lp_tokenizer *t)
         t->cat = lp_alloc(LP_MEM_DATA, t->cat_cap);
         if (!t->cat) return LP_ERR_NOMEM;
     }
-    return tk_map_init(&t->cache, 4096);
+    return tk_map_init(&t->cache, 256); /* grows as words arrive */
 }
 
 void lp_tokenizer_close(lp_tokenizer *t)
