@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "leanprop/alloc.h"
+#include "leanprop/dataset.h"
 #include "leanprop/tokenselect.h"
 
 /* Every invariant of a selection, for any config. */
@@ -14,14 +15,14 @@ static void check_selection(const lp_token_selection *sel, const lp_tokenselect_
 {
     int64_t total = 0;
     assert_int_equal(sel->offsets[0], 0);
-    for (int32_t b = 0; b < sel->B; b++) {
+    for (int32_t b = 0; b < sel->n_seq; b++) {
         int32_t len = lens[b];
         int32_t n = sel->offsets[b + 1] - sel->offsets[b];
         const int32_t *p = sel->positions + sel->offsets[b];
-        const uint8_t *row = sel->mask + (size_t)b * sel->T;
+        const uint8_t *row = sel->mask + (size_t)b * sel->T_used;
         assert_int_equal(n, lp_tokenselect_count(cfg, len));
         int32_t in_mask = 0;
-        for (int32_t t = 0; t < sel->T; t++) {
+        for (int32_t t = 0; t < sel->T_used; t++) {
             if (t >= len) assert_int_equal(row[t], 0); /* padding never selected */
             in_mask += row[t];
         }
@@ -38,7 +39,7 @@ static void check_selection(const lp_token_selection *sel, const lp_tokenselect_
         total += n;
     }
     assert_int_equal(sel->total_selected, total);
-    assert_int_equal(sel->offsets[sel->B], total);
+    assert_int_equal(sel->offsets[sel->n_seq], total);
 }
 
 static void test_count_mode_exact(void **state)
@@ -55,7 +56,7 @@ static void test_count_mode_exact(void **state)
     lp_rng r;
     lp_rng_seed(&r, 1);
     for (int step = 0; step < 50; step++) {
-        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r));
+        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r));
         check_selection(&sel, &cfg, lens);
         assert_int_equal(sel.offsets[1] - sel.offsets[0], 8);
         assert_int_equal(sel.offsets[2] - sel.offsets[1], 8);
@@ -95,12 +96,12 @@ static void test_fraction_and_all(void **state)
     lp_rng r;
     lp_rng_seed(&r, 2);
     LP_ASSERT_OK(lp_tokenselect_parse(&cfg, "0.25"));
-    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r));
+    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r));
     check_selection(&sel, &cfg, lens);
     assert_int_equal(sel.offsets[1], 16);
     assert_int_equal(sel.n_capped, 0);
     LP_ASSERT_OK(lp_tokenselect_parse(&cfg, "all"));
-    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r));
+    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r));
     check_selection(&sel, &cfg, lens);
     assert_int_equal(sel.total_selected, 64 + 33 + 2 + 7);
     for (int32_t b = 0; b < B; b++)
@@ -119,7 +120,7 @@ static void test_edge_lengths(void **state)
     LP_ASSERT_OK(lp_tokenselect_init(&sel, 3, 3));
     lp_rng r;
     lp_rng_seed(&r, 3);
-    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r));
+    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r));
     check_selection(&sel, &cfg, lens);
     /* len 1: {0}; len 2: {0,1}; len 3, k 2: exactly {0,2} (the interior gets nothing) */
     assert_int_equal(sel.positions[0], 0);
@@ -146,7 +147,7 @@ static void test_encoder_variant(void **state)
     lp_rng_seed(&r, 4);
     int last_seen = 0;
     for (int step = 0; step < 40; step++) {
-        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r));
+        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r));
         check_selection(&sel, &cfg, lens);
         assert_int_equal(sel.offsets[1], 16);
         assert_int_equal(sel.offsets[2] - sel.offsets[1], 16);
@@ -155,7 +156,7 @@ static void test_encoder_variant(void **state)
     }
     assert_true(last_seen < 40); /* the last token is not forced for encoders */
     cfg.k = 1;
-    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r));
+    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r));
     assert_int_equal(sel.total_selected, 3); /* [CLS] alone */
     lp_tokenselect_free(&sel);
 }
@@ -173,16 +174,16 @@ static void test_reproducible_by_seed(void **state)
     lp_rng ra, rb;
     lp_tokenselect_rng_for_step(&ra, 42, 7);
     lp_tokenselect_rng_for_step(&rb, 42, 7);
-    LP_ASSERT_OK(lp_tokenselect_select(&a, &cfg, lens, NULL, &ra));
-    LP_ASSERT_OK(lp_tokenselect_select(&b, &cfg, lens, NULL, &rb));
+    LP_ASSERT_OK(lp_tokenselect_select(&a, &cfg, a.B, a.T, lens, NULL, &ra));
+    LP_ASSERT_OK(lp_tokenselect_select(&b, &cfg, b.B, b.T, lens, NULL, &rb));
     assert_memory_equal(a.positions, b.positions, sizeof(int32_t) * (size_t)a.total_selected);
     assert_memory_equal(a.mask, b.mask, B * T);
     /* the next step and another seed draw differently */
     lp_tokenselect_rng_for_step(&rb, 42, 8);
-    LP_ASSERT_OK(lp_tokenselect_select(&b, &cfg, lens, NULL, &rb));
+    LP_ASSERT_OK(lp_tokenselect_select(&b, &cfg, b.B, b.T, lens, NULL, &rb));
     assert_true(memcmp(a.mask, b.mask, B * T) != 0);
     lp_tokenselect_rng_for_step(&rb, 43, 7);
-    LP_ASSERT_OK(lp_tokenselect_select(&b, &cfg, lens, NULL, &rb));
+    LP_ASSERT_OK(lp_tokenselect_select(&b, &cfg, b.B, b.T, lens, NULL, &rb));
     assert_true(memcmp(a.mask, b.mask, B * T) != 0);
     lp_tokenselect_free(&a);
     lp_tokenselect_free(&b);
@@ -204,7 +205,7 @@ static void test_interior_uniform(void **state)
     double hits[T] = {0};
     double pair_lo = 0; /* how often positions 1 and 2 are both taken */
     for (int d = 0; d < DRAWS; d++) {
-        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, &len, NULL, &r));
+        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, &len, NULL, &r));
         for (int t = 0; t < T; t++) hits[t] += sel.mask[t];
         pair_lo += sel.mask[1] && sel.mask[2];
     }
@@ -238,19 +239,19 @@ static void test_answer_strategy(void **state)
     lp_rng r;
     lp_rng_seed(&r, 6);
     for (int step = 0; step < 20; step++) {
-        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, &len, labels, &r));
+        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, &len, labels, &r));
         check_selection(&sel, &cfg, &len);
         /* shifted: positions 9..14 predict trained tokens; all in, plus 1 random */
         for (int t = 9; t <= 14; t++) assert_int_equal(sel.mask[t], 1);
     }
     cfg.k = 4; /* fewer than the answer positions: 2 of them, never prompt positions */
     for (int step = 0; step < 20; step++) {
-        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, &len, labels, &r));
+        LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, &len, labels, &r));
         check_selection(&sel, &cfg, &len);
         for (int t = 1; t < 9; t++) assert_int_equal(sel.mask[t], 0);
     }
     /* no labels: falls back to random */
-    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, &len, NULL, &r));
+    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, &len, NULL, &r));
     check_selection(&sel, &cfg, &len);
     lp_tokenselect_free(&sel);
 }
@@ -289,15 +290,52 @@ static void test_custom_strategy(void **state)
     LP_ASSERT_OK(lp_tokenselect_init(&sel, 2, 10));
     lp_rng r;
     lp_rng_seed(&r, 7);
-    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r));
+    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r));
     assert_int_equal(calls, 2);
     assert_int_equal(sel.positions[5], 2);
     cfg.custom = broken;
-    assert_int_equal(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r), LP_ERR_INTERNAL);
+    assert_int_equal(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r), LP_ERR_INTERNAL);
     assert_non_null(strstr(lp_error_message(), "sequence 0"));
     cfg.custom = NULL;
-    assert_int_equal(lp_tokenselect_select(&sel, &cfg, lens, NULL, &r), LP_ERR_INVALID_ARG);
+    assert_int_equal(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, lens, NULL, &r), LP_ERR_INVALID_ARG);
     lp_tokenselect_free(&sel);
+}
+
+/* A batch padded to its longest sequence (lp_batch's T_used) inside a larger
+ * capacity: the mask has that batch's row stride. */
+static void test_batch_shape_within_capacity(void **state)
+{
+    (void)state;
+    int32_t ids[9] = {5, 6, 7, 8, 9, 10, 11, 12, 13};
+    int64_t offsets[3] = {0, 5, 9};
+    int32_t n_prompt[2] = {2, 0}, label[2] = {-1, -1};
+    int64_t source[2] = {0, 1};
+    lp_token_dataset ds = {2, offsets, ids, n_prompt, label, source, 5, 9};
+    lp_batch batch;
+    LP_ASSERT_OK(lp_batch_init(&batch, 4, 16));
+    int64_t idx[2] = {0, 1};
+    LP_ASSERT_OK(lp_batch_fill(&batch, &ds, idx, 2, 0, 0, NULL));
+    assert_int_equal(batch.T_used, 5);
+    lp_tokenselect_config cfg = lp_tokenselect_defaults();
+    LP_ASSERT_OK(lp_tokenselect_parse(&cfg, "3"));
+    lp_token_selection sel;
+    LP_ASSERT_OK(lp_tokenselect_init(&sel, 4, 16));
+    lp_rng r;
+    lp_rng_seed(&r, 9);
+    LP_ASSERT_OK(lp_tokenselect_select(&sel, &cfg, batch.B, batch.T_used, batch.lengths, batch.labels, &r));
+    assert_int_equal(sel.n_seq, 4);
+    assert_int_equal(sel.T_used, 5);
+    check_selection(&sel, &cfg, batch.lengths);
+    assert_int_equal(sel.mask[0 * 5 + 0], 1);
+    assert_int_equal(sel.mask[0 * 5 + 4], 1);
+    assert_int_equal(sel.mask[1 * 5 + 3], 1); /* last real token of the 4-token row */
+    assert_int_equal(sel.mask[1 * 5 + 4], 0); /* its padding */
+    assert_int_equal(sel.total_selected, 6);   /* rows 2 and 3 are empty */
+    assert_int_equal(lp_tokenselect_select(&sel, &cfg, 5, 5, batch.lengths, NULL, &r), LP_ERR_INVALID_ARG);
+    assert_int_equal(lp_tokenselect_select(&sel, &cfg, 4, 17, batch.lengths, NULL, &r), LP_ERR_INVALID_ARG);
+    assert_non_null(strstr(lp_error_message(), "capacity"));
+    lp_tokenselect_free(&sel);
+    lp_batch_free(&batch);
 }
 
 static void test_bad_arguments(void **state)
@@ -322,7 +360,7 @@ static void test_bad_arguments(void **state)
     int32_t len = 5; /* longer than T */
     lp_rng r;
     lp_rng_seed(&r, 8);
-    assert_int_equal(lp_tokenselect_select(&sel, &cfg, &len, NULL, &r), LP_ERR_INVALID_ARG);
+    assert_int_equal(lp_tokenselect_select(&sel, &cfg, sel.B, sel.T, &len, NULL, &r), LP_ERR_INVALID_ARG);
     assert_non_null(strstr(lp_error_message(), "length 5"));
     lp_tokenselect_free(&sel);
     lp_tokenselect_free(&sel); /* idempotent */
@@ -339,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_interior_uniform),
         cmocka_unit_test(test_answer_strategy),
         cmocka_unit_test(test_custom_strategy),
+        cmocka_unit_test(test_batch_shape_within_capacity),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

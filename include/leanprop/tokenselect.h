@@ -32,11 +32,11 @@
  *   lp_tokenselect_config cfg = lp_tokenselect_defaults();
  *   lp_tokenselect_parse(&cfg, "0.3");              // or "16", "30%", "all"
  *   lp_token_selection sel;
- *   lp_tokenselect_init(&sel, B, T);
- *   for (step ...) {
+ *   lp_tokenselect_init(&sel, B_max, T_max);          // capacity
+ *   for (step ...) {                                  // batch: an lp_batch from dataset.h
  *       lp_rng r; lp_tokenselect_rng_for_step(&r, seed, step);
- *       lp_tokenselect_select(&sel, &cfg, lens, labels, &r);
- *       // sel.positions[sel.offsets[b] .. sel.offsets[b+1]) sorted; sel.mask[b*T + t]
+ *       lp_tokenselect_select(&sel, &cfg, batch.B, batch.T_used, batch.lengths, batch.labels, &r);
+ *       // sel.positions[sel.offsets[b] .. sel.offsets[b+1]) ascending; sel.mask[b*sel.T_used + t]
  *   }
  *   lp_tokenselect_free(&sel);
  */
@@ -89,10 +89,10 @@ typedef struct lp_tokenselect_config {
 /* The selection of one batch. Buffers are LP_MEM_DATA, sized at init. */
 typedef struct {
     int32_t B, T;              /* capacity given to init */
-    int32_t n_seq;             /* sequences in the last selection (== B) */
-    int32_t *offsets;          /* (B+1): sequence b owns positions[offsets[b] .. offsets[b+1]) */
-    int32_t *positions;        /* (B*T) used prefix offsets[B]; ascending per sequence */
-    uint8_t *mask;             /* (B,T): 1 = selected; 0 on padding */
+    int32_t n_seq, T_used;     /* shape (B, T) of the last selection */
+    int32_t *offsets;          /* (n_seq+1): sequence b owns positions[offsets[b] .. offsets[b+1]) */
+    int32_t *positions;        /* used prefix offsets[n_seq]; ascending per sequence */
+    uint8_t *mask;             /* (n_seq, T_used) row-major: 1 = selected; 0 on padding */
     int64_t total_selected;    /* offsets[B] */
     int64_t total_real;        /* sum of lengths */
     int32_t n_capped;          /* sequences where k exceeded the length: all tokens taken */
@@ -124,10 +124,12 @@ void lp_tokenselect_rng_for_step(lp_rng *r, uint64_t seed, int64_t step);
 lp_status lp_tokenselect_init(lp_token_selection *sel, int32_t B, int32_t T);
 void lp_tokenselect_free(lp_token_selection *sel);
 
-/* Select for a batch of sel->B sequences: lens[b] in [0, T] real tokens each
- * (padding after). labels: (B,T) int32 in HF convention or NULL (used by
- * the ANSWER strategy only). Overwrites every field of sel. */
-lp_status lp_tokenselect_select(lp_token_selection *sel, const lp_tokenselect_config *cfg,
+/* Select for a batch of B sequences padded to T positions (B, T within the
+ * capacity; rows of length 0 select nothing): lens[b] in [0, T] real tokens
+ * (padding after). labels: (B, T) int32 in the HF convention or NULL (read by
+ * the ANSWER strategy only). The mask comes out (B, T) with row stride T, the
+ * layout of lp_batch's input_ids. */
+lp_status lp_tokenselect_select(lp_token_selection *sel, const lp_tokenselect_config *cfg, int32_t B, int32_t T,
                                 const int32_t *lens, const int32_t *labels, lp_rng *rng);
 
 /* The built-in strategies, usable from a custom one (e.g. to wrap them). */

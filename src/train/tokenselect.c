@@ -214,13 +214,15 @@ lp_status lp_tokenselect_answer(int32_t *out, int32_t k, int32_t len, const uint
     return n == k ? LP_OK : lp_error(LP_ERR_INTERNAL, "token selection: drew %d of %d", (int)n, (int)k);
 }
 
-lp_status lp_tokenselect_select(lp_token_selection *sel, const lp_tokenselect_config *cfg,
+lp_status lp_tokenselect_select(lp_token_selection *sel, const lp_tokenselect_config *cfg, int32_t B, int32_t T,
                                 const int32_t *lens, const int32_t *labels, lp_rng *rng)
 {
     if (!sel || !sel->offsets || !lens || !rng)
         return lp_error(LP_ERR_INVALID_ARG, "token selection: NULL argument or uninitialised selection");
     LP_TRY(lp_tokenselect_validate(cfg));
-    const int32_t B = sel->B, T = sel->T;
+    if (B < 1 || B > sel->B || T < 1 || T > sel->T)
+        return lp_error(LP_ERR_INVALID_ARG, "token selection: batch %d x %d exceeds the capacity %d x %d",
+                        (int)B, (int)T, (int)sel->B, (int)sel->T);
     for (int32_t b = 0; b < B; b++)
         if (lens[b] < 0 || lens[b] > T)
             return lp_error(LP_ERR_INVALID_ARG, "token selection: sequence %d has length %d outside [0, %d]",
@@ -264,6 +266,7 @@ lp_status lp_tokenselect_select(lp_token_selection *sel, const lp_tokenselect_co
     }
     sel->offsets[B] = off;
     sel->n_seq = B;
+    sel->T_used = T;
     sel->total_selected = off;
     return LP_OK;
 }
