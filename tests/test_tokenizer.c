@@ -217,6 +217,9 @@ static void test_open_by_name(void **state)
     LP_ASSERT_OK(lp_tokenizer_open(&t, dir));
     assert_int_equal(lp_tokenizer_get_kind(t), LP_TOKENIZER_GPT2);
     lp_tokenizer_close(t);
+    LP_ASSERT_OK(lp_tokenizer_open(&t, enc)); /* encoder.json finds vocab.bpe beside it */
+    assert_int_equal(lp_tokenizer_get_kind(t), LP_TOKENIZER_GPT2);
+    lp_tokenizer_close(t);
     LP_ASSERT_OK(lp_tokenizer_open(&t, bin));
     assert_int_equal(lp_tokenizer_get_kind(t), LP_TOKENIZER_LLAMA2C);
     lp_tokenizer_close(t);

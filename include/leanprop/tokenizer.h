@@ -70,8 +70,9 @@ lp_status lp_tokenizer_open_hf(lp_tokenizer **out, const char *tokenizer_json);
  * bytes; as many tokens as the file holds. BOS = 1, EOS = 2. */
 lp_status lp_tokenizer_open_llama2c(lp_tokenizer **out, const char *tokenizer_bin);
 
-/* Open by name: a directory holding tokenizer.json or encoder.json + vocab.bpe, a *.json file
- * (tokenizer.json) or a *.bin file (llama2.c). */
+/* Open by name: a directory holding tokenizer.json, encoder.json + vocab.bpe or tokenizer.bin;
+ * GPT-2's encoder.json (vocab.bpe beside it); another *.json file (tokenizer.json); a *.bin file
+ * (llama2.c). */
 lp_status lp_tokenizer_open(lp_tokenizer **out, const char *path);
 
 void lp_tokenizer_close(lp_tokenizer *tok);

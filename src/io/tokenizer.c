@@ -599,6 +599,13 @@ lp_status lp_tokenizer_open(lp_tokenizer **out, const char *path)
         if (exists(path, "tokenizer.bin", a, sizeof a)) return lp_tokenizer_open_llama2c(out, a);
         return lp_error(LP_ERR_NOT_FOUND, "%s: no tokenizer.json, encoder.json + vocab.bpe or tokenizer.bin in it", path);
     }
+    if (has_suffix(path, "encoder.json")) { /* GPT-2's pair: vocab.bpe beside it */
+        char dir[4096], b[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        if (exists(slash ? dir : ".", "vocab.bpe", b, sizeof b)) return lp_tokenizer_open_gpt2(out, path, b);
+    }
     if (has_suffix(path, ".json")) return lp_tokenizer_open_hf(out, path);
     if (has_suffix(path, ".bin")) return lp_tokenizer_open_llama2c(out, path);
     return lp_error(LP_ERR_UNSUPPORTED, "%s: not a tokenizer name (want a directory, *.json or *.bin)", path);
