@@ -1,0 +1,99 @@
+/* leanprop/finetune.h: a transformer set up for one fine-tuning method
+ * (full, LoRA, QLoRA), its trainable tensors, saving/loading what it
+ * trains, and the memory planner.
+ *
+ * CONTRACT between the model side (lp_ft_model, lp_ft_plan_memory) and the
+ * training loop / CLI (`leanprop finetune`, `eval`, `memplan`).
+ *
+ *   lp_transformer *m;  LP_TRY(lp_transformer_load(&m, "model_dir"));
+ *   lp_ft_setup s;  lp_ft_setup_default(&s, LP_FT_LORA);
+ *   lp_lora_config_set_targets(&s.lora, "q_proj,v_proj");
+ *   lp_ft_model *f;  LP_TRY(lp_ft_model_new(&f, m, &s));       // takes ownership of m
+ *   lp_transformer *t = lp_ft_model_transformer(f);            // forward/backward as usual
+ *   for (int i = 0; i < lp_ft_model_n_trainable(f); i++) {
+ *       lp_ft_tensor p = lp_ft_model_trainable(f, i);           // name, data, grad, numel
+ *   }
+ *   LP_TRY(lp_ft_model_save(f, "out"));     // LoRA/QLoRA: PEFT adapter dir; full: HF model dir
+ *   lp_ft_model_free(f);                    // frees the transformer too
+ */
+#ifndef LEANPROP_FINETUNE_H
+#define LEANPROP_FINETUNE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "leanprop/alloc.h"
+#include "leanprop/lora.h"
+#include "leanprop/status.h"
+#include "leanprop/transformer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LP_FT_FULL = 0, LP_FT_LORA, LP_FT_QLORA, LP_FT_METHOD_COUNT } lp_ft_method;
+
+const char *lp_ft_method_name(lp_ft_method m);            /* "full", "lora", "qlora" */
+lp_status lp_ft_method_parse(const char *s, lp_ft_method *out);
+
+typedef struct {
+    lp_ft_method method;
+    lp_lora_config lora;        /* LoRA / QLoRA: rank, alpha, dropout, targets, seed */
+    int double_quant;           /* QLoRA: double-quantise the NF4 absmax values (default 1) */
+    const char *full_only;      /* full: train only parameters whose name contains this (NULL = all) */
+} lp_ft_setup;
+
+/* Defaults per method (LoRA: r 8, alpha 16, dropout 0.05, targets from the
+ * model type; see lp_lora_targets_for). */
+void lp_ft_setup_default(lp_ft_setup *s, lp_ft_method method);
+
+typedef struct lp_ft_model lp_ft_model;
+
+/* Attach the method to `m` (ownership passes to the lp_ft_model, also on
+ * failure): full -> gradients for the trainable parameters; LoRA -> frozen
+ * base (no gradients), adapters with gradients on every targeted linear (a
+ * target matching nothing is an error); QLoRA -> as LoRA, and every targeted
+ * linear's base weight quantised to NF4 and its fp32 copy freed. */
+lp_status lp_ft_model_new(lp_ft_model **out, lp_transformer *m, const lp_ft_setup *s);
+void lp_ft_model_free(lp_ft_model *f);
+lp_transformer *lp_ft_model_transformer(lp_ft_model *f);
+const lp_ft_setup *lp_ft_model_setup(const lp_ft_model *f);
+
+typedef struct {
+    const char *name;           /* HF name, or PEFT in-memory name "...lora_A.default.weight" */
+    float *data, *grad;
+    int64_t numel;
+    int decay;                  /* 1 if weight decay applies (not biases/norms) */
+} lp_ft_tensor;
+
+int lp_ft_model_n_trainable(const lp_ft_model *f);
+lp_ft_tensor lp_ft_model_trainable(lp_ft_model *f, int i);
+int64_t lp_ft_model_trainable_numel(const lp_ft_model *f);
+void lp_ft_model_zero_grad(lp_ft_model *f);
+/* Training mode on/off (LoRA dropout). */
+void lp_ft_model_set_training(lp_ft_model *f, int training);
+
+/* Save what is trained: LoRA/QLoRA -> PEFT adapter dir (adapter_config.json +
+ * adapter_model.safetensors); full -> HF model dir. */
+lp_status lp_ft_model_save(const lp_ft_model *f, const char *dir);
+/* Load a PEFT adapter dir into a LoRA/QLoRA model (targets and rank must fit). */
+lp_status lp_ft_model_load_adapter(lp_ft_model *f, const char *dir);
+/* Merge adapters into the base weights (LoRA: exact; QLoRA: requantised) and
+ * return to a plain model; then lp_ft_model_save writes an HF model dir. */
+lp_status lp_ft_model_merge(lp_ft_model *f);
+
+/* Predicted peak bytes per category of one training step (forward + backward
+ * + optimizer step) without running anything. n_selected: rows that get
+ * gradients (B*T for all). optimizer: "adamw" (2 moments) or "sgd". */
+typedef struct {
+    size_t peak[LP_MEM_COUNT];
+    size_t total_peak;
+} lp_mem_plan;
+
+lp_status lp_ft_plan_memory(const lp_transformer_config *cfg, const lp_ft_setup *s, int64_t B, int64_t T,
+                            int64_t n_selected, const char *optimizer, lp_mem_plan *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
