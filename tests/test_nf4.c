@@ -226,9 +226,9 @@ static void test_matmul_equals_dequantize_then_sgemm(void **state)
     (void)state;
     check_matmul(5, 64, 172, 1, 11);     /* llama-tiny gate/up */
     check_matmul(5, 172, 64, 0, 12);     /* down_proj: C not a multiple of 64 */
-    check_matmul(3, 1000, 300, 1, 13);   /* several tiles, the last partial */
+    check_matmul(3, 3000, 300, 1, 13);   /* two tiles (174 rows each), the last partial */
     check_matmul(1, 7, 3, 1, 14);
-    assert_true(lp_nf4_tile_rows(300, 1000) < 300);
+    assert_int_equal(lp_nf4_tile_rows(300, 3000), 174);
 }
 
 static void test_forward_close_to_full_precision(void **state)

@@ -32,7 +32,9 @@
  *
  * The matmuls never hold the full fp32 W: rows of W are dequantised a tile at
  * a time (lp_nf4_tile_rows rows, about LP_NF4_TILE_BYTES, LP_MEM_SCRATCH) and
- * multiplied with OpenBLAS sgemm.
+ * multiplied with OpenBLAS sgemm. The tile is dequantised on the calling
+ * thread: an OpenMP team there would fight OpenBLAS's spinning worker threads
+ * (measured: 10x slower on 2 cores). See bench/bench_nf4.c.
  */
 #ifndef LEANPROP_NF4_H
 #define LEANPROP_NF4_H
@@ -48,7 +50,7 @@ extern "C" {
 
 #define LP_NF4_BLOCK 64         /* elements per absmax block */
 #define LP_NF4_DQ_BLOCK 256     /* absmax values per double-quantisation block */
-#define LP_NF4_TILE_BYTES (512u * 1024u)   /* target size of one dequantised tile */
+#define LP_NF4_TILE_BYTES (2048u * 1024u)  /* target size of one dequantised tile */
 /* Half of the widest gap between neighbouring NF4 codes ((1 - 0.6961928) / 2). */
 #define LP_NF4_MAX_HALF_GAP 0.15190359950065613
 

@@ -281,6 +281,13 @@ lp_status lp_nf4_dequantize_rows(float *out, const lp_nf4 *q, int64_t r0, int64_
     return LP_OK;
 }
 
+/* Serial: inside the matmuls, between OpenBLAS calls, an OpenMP team would fight
+ * OpenBLAS's spinning worker threads for the cores. */
+static void dequant_tile(float *out, const lp_nf4 *q, int64_t r0, int64_t nr)
+{
+    dequant_range(out, q, r0 * q->C, nr * q->C);
+}
+
 lp_status lp_nf4_dequantize(float *out, const lp_nf4 *q)
 {
     if (!q) return lp_error(LP_ERR_INVALID_ARG, "lp_nf4_dequantize: q is NULL");
@@ -320,12 +327,13 @@ lp_status lp_nf4_linear_forward(float *out, const float *inp, const lp_nf4 *W, c
 {
     static const char fn[] = "lp_nf4_linear_forward";
     LP_TRY(check_mm(fn, out, "out", inp, "inp", W, N, C, OC));
+    init_tables();
     int64_t tr = lp_nf4_tile_rows(OC, C);
     float *tile = lp_alloc_array(LP_MEM_SCRATCH, (size_t)(tr * C), sizeof(float));
     if (!tile) return lp_error_context(LP_ERR_NOMEM, "%s: tile of %lld rows", fn, (long long)tr);
     for (int64_t r0 = 0; r0 < OC; r0 += tr) {
         int64_t nr = OC - r0 < tr ? OC - r0 : tr;
-        lp_nf4_dequantize_rows(tile, W, r0, nr);
+        dequant_tile(tile, W, r0, nr);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)nr, (int)C, 1.0f, inp, (int)C, tile,
                     (int)C, 0.0f, out + r0, (int)OC);
     }
@@ -344,12 +352,13 @@ lp_status lp_nf4_linear_backward(float *dinp, const float *dout, const lp_nf4 *W
 {
     static const char fn[] = "lp_nf4_linear_backward";
     LP_TRY(check_mm(fn, dinp, "dinp", dout, "dout", W, N, C, OC));
+    init_tables();
     int64_t tr = lp_nf4_tile_rows(OC, C);
     float *tile = lp_alloc_array(LP_MEM_SCRATCH, (size_t)(tr * C), sizeof(float));
     if (!tile) return lp_error_context(LP_ERR_NOMEM, "%s: tile of %lld rows", fn, (long long)tr);
     for (int64_t r0 = 0; r0 < OC; r0 += tr) {
         int64_t nr = OC - r0 < tr ? OC - r0 : tr;
-        lp_nf4_dequantize_rows(tile, W, r0, nr);
+        dequant_tile(tile, W, r0, nr);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)C, (int)nr, 1.0f, dout + r0, (int)OC,
                     tile, (int)C, 1.0f, dinp, (int)C);
     }
