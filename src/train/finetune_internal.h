@@ -1,0 +1,42 @@
+/* Internal to src/train/finetune_*.c: the lp_ft_model struct. */
+#ifndef LEANPROP_FINETUNE_INTERNAL_H
+#define LEANPROP_FINETUNE_INTERNAL_H
+
+#include "leanprop/finetune.h"
+#include "leanprop/lora.h"
+#include "leanprop/nf4.h"
+#include "leanprop/peft.h"
+#include "leanprop/transformer.h"
+
+/* One adapted linear map. */
+typedef struct {
+    char *module;           /* HF module name, "model.layers.0.self_attn.q_proj" */
+    lp_nn_linear *lin;      /* the transformer's linear */
+    lp_lora *lora;          /* adapter (NULL once merged) */
+    lp_lora_target target;  /* hook context: nf4 (QLoRA) and lora */
+    lp_linear_hooks hooks;
+    lp_nf4 *nf4;            /* QLoRA: the quantised base weight (owned) */
+} lp_ft_adapter;
+
+struct lp_ft_model {
+    lp_transformer *m;
+    lp_ft_setup setup;
+    char *full_only;        /* owned copy of setup.full_only */
+    int training;
+    int merged;             /* adapters merged into the base: a plain model now */
+    int n_ad;
+    lp_ft_adapter *ad;
+    int n_tr, cap_tr;
+    lp_ft_tensor *tr;
+    char **tr_names;
+};
+
+/* finetune_model.c */
+lp_status lp_ft_rebuild_trainable(lp_ft_model *f);
+/* finetune_lora.c: create adapters (and NF4 weights for QLoRA) on the targeted
+ * linears; from `peft` (may be NULL) take the adapter weights. */
+lp_status lp_ft_attach_adapters(lp_ft_model *f, const lp_peft_adapter *peft);
+void lp_ft_detach_adapters(lp_ft_model *f);
+lp_status lp_ft_save_adapter(const lp_ft_model *f, const char *dir);
+
+#endif
