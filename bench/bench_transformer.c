@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "leanprop/alloc.h"
 #include "leanprop/kernels/optim.h"
@@ -114,8 +115,12 @@ static int train_steps(lp_transformer *m, lp_adam *opt, const lp_transformer_bat
 int main(int argc, char **argv)
 {
     /* OpenMP threads that spin after a parallel region steal the cores
-     * OpenBLAS's own threads need: wait passively unless told otherwise. */
-    setenv("OMP_WAIT_POLICY", "passive", 0);
+     * OpenBLAS's own threads need: wait passively unless told otherwise.
+     * libgomp reads the variable before main, hence the re-exec. */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+    }
     int steps = (int)arg_long(argc, argv, "--steps", 3);
     int threads = (int)arg_long(argc, argv, "--threads", 2);
     int64_t B = arg_long(argc, argv, "--B", 4), T = arg_long(argc, argv, "--T", 128);
@@ -129,6 +134,7 @@ int main(int argc, char **argv)
     lp_transformer_config c;
     lp_transformer_config_default(&c, LP_ARCH_GPT2);
     c.n_layers = layers;
+    printf("OMP_WAIT_POLICY=%s\n", getenv("OMP_WAIT_POLICY"));
     printf("bench_transformer: GPT-2 124M shape (L %lld, C %lld, H %lld, V %lld), random weights, B %lld, T %lld, %d threads\n",
            (long long)c.n_layers, (long long)c.hidden_size, (long long)c.n_heads, (long long)c.vocab_size, (long long)B,
            (long long)T, threads);

@@ -489,11 +489,10 @@ static lp_status lm_head(lp_transformer *m, const lp_transformer_batch *b, const
         if (!b->labels) continue;
         float lc;
         int64_t cc;
-        LP_TRY(lp_crossentropy_forward(&lc, &cc, NULL, f->logits, f->tgt + r0, n, V,
-                                       LP_IGNORE_INDEX));
+        LP_TRY(lp_crossentropy_forward(&lc, &cc, f->lse, f->logits, f->tgt + r0, n, V, LP_IGNORE_INDEX));
         *loss_sum += (double)lc * (double)cc;
         if (!do_grad || cc == 0) continue;
-        LP_TRY(lp_crossentropy_backward(f->logits, f->logits, NULL, f->tgt + r0, count, scale, n, V, LP_IGNORE_INDEX));
+        LP_TRY(lp_crossentropy_backward(f->logits, f->logits, f->lse, f->tgt + r0, count, scale, n, V, LP_IGNORE_INDEX));
         LP_TRY(lp_nn_linear_backward(m->head, f->dxnf + r0 * C, f->logits, f->xnf + r0 * C, n));
     }
     if (g) {
