@@ -12,6 +12,7 @@
 
 #include "leanprop/alloc.h"
 #include "leanprop/checkpoint_llm.h"
+#include "leanprop/safetensors.h"
 #include "leanprop/transformer.h"
 
 static const char *STORY =
@@ -210,6 +211,14 @@ static void test_convert_roundtrips(void **state)
         lp_test_assert_allclose(q->data, p->data, (size_t)p->numel, 1e-30, 1.0 / 256, p->name);
     }
     lp_transformer_free(b);
+    so.dtype = "f16";
+    LP_ASSERT_OK(lp_transformer_save_hf(a, dir, &so));
+    LP_ASSERT_OK(lp_transformer_load(&b, dir));
+    for (int i = 0; i < lp_transformer_n_params(a); i++) {
+        lp_param *p = lp_transformer_param(a, i), *q = lp_transformer_find_param(b, p->name);
+        lp_test_assert_allclose(q->data, p->data, (size_t)p->numel, 1e-7, 1.0 / 1024, p->name);
+    }
+    lp_transformer_free(b);
     lp_transformer_free(a);
 
     /* llm.c */
@@ -233,6 +242,54 @@ static void test_convert_roundtrips(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* llm.c version 5 (bf16) loads, converted within bf16 rounding. */
+static void test_llmc_bf16(void **state)
+{
+    (void)state;
+    const char *gp = lp_test_shared("fixtures/gpt2-tiny/config.json");
+    if (!gp) { LP_SKIP("gpt2-tiny not found (set LEANPROP_SHARED)"); }
+    char gdir[4096], tmpl[] = "/tmp/lp_tf_bf16XXXXXX", bin[128];
+    snprintf(gdir, sizeof gdir, "%s", gp);
+    *strrchr(gdir, '/') = '\0';
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(bin, sizeof bin, "%s/gpt2.bin", tmpl);
+    lp_transformer *a, *b;
+    LP_ASSERT_OK(lp_transformer_load(&a, gdir));
+    LP_ASSERT_OK(lp_llmc_save(a, bin));
+    /* rewrite the fp32 body as bf16 with version 5 */
+    FILE *f = fopen(bin, "rb");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    ((int32_t *)buf)[1] = 5;
+    long nv = (n - 1024) / 4;
+    uint16_t *h = malloc((size_t)nv * 2);
+    for (long i = 0; i < nv; i++) {
+        float v;
+        memcpy(&v, buf + 1024 + 4 * i, 4);
+        h[i] = lp_f32_to_bf16(v);
+    }
+    f = fopen(bin, "wb");
+    fwrite(buf, 1, 1024, f);
+    fwrite(h, 2, (size_t)nv, f);
+    fclose(f);
+    LP_ASSERT_OK(lp_transformer_load(&b, bin));
+    for (int i = 0; i < lp_transformer_n_params(a); i++) {
+        lp_param *p = lp_transformer_param(a, i), *q = lp_transformer_find_param(b, p->name);
+        lp_test_assert_allclose(q->data, p->data, (size_t)p->numel, 1e-30, 1.0 / 256, p->name);
+    }
+    free(buf);
+    free(h);
+    lp_transformer_free(a);
+    lp_transformer_free(b);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_decode_matches_forward),
         cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_convert_roundtrips),
+        cmocka_unit_test(test_llmc_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

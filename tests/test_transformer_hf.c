@@ -228,6 +228,52 @@ static void save_roundtrip(const char *rel, size_t shard_bytes)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A base-model checkpoint (OpenAI's gpt2 on the Hub: names without
+ * "transformer.", plus attn.bias buffers) loads into the LM-head model. */
+static void test_gpt2_base_names_load(void **state)
+{
+    (void)state;
+    const char *orig = lp_test_shared("fixtures/gpt2-tiny/model.safetensors");
+    const char *cfg = lp_test_shared("fixtures/gpt2-tiny/config.json");
+    if (!orig || !cfg) { LP_SKIP("gpt2-tiny not found (set LEANPROP_SHARED)"); }
+    char tmpl[] = "/tmp/lp_tf_baseXXXXXX", path[256];
+    assert_non_null(mkdtemp(tmpl));
+    lp_safetensors *f;
+    LP_ASSERT_OK(lp_safetensors_open(&f, orig));
+    lp_safetensors_writer *w = lp_safetensors_writer_new();
+    static char names[64][128];
+    float mask_buf[64] = {0};
+    int64_t mshape[4] = {1, 1, 8, 8};
+    for (int i = 0; i < lp_safetensors_count(f); i++) {
+        const lp_tensor_info *t = lp_safetensors_at(f, i);
+        snprintf(names[i], sizeof names[i], "%s", t->name + strlen("transformer."));
+        LP_ASSERT_OK(lp_safetensors_writer_add(w, names[i], t->dtype, t->data, t->shape, t->ndim));
+    }
+    LP_ASSERT_OK(lp_safetensors_writer_add_f32(w, "h.0.attn.bias", mask_buf, mshape, 4));
+    snprintf(path, sizeof path, "%s/model.safetensors", tmpl);
+    LP_ASSERT_OK(lp_safetensors_writer_save(w, path));
+    lp_safetensors_writer_free(w);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/config.json'", cfg, tmpl);
+    assert_int_equal(system(cmd), 0);
+    lp_transformer *a, *b;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", orig);
+    *strrchr(dir, '/') = '\0';
+    LP_ASSERT_OK(lp_transformer_load(&a, dir));
+    LP_ASSERT_OK(lp_transformer_load(&b, tmpl));
+    for (int i = 0; i < lp_transformer_n_params(a); i++) {
+        lp_param *p = lp_transformer_param(a, i), *q = lp_transformer_find_param(b, p->name);
+        assert_non_null(q);
+        assert_memory_equal(p->data, q->data, (size_t)p->numel * sizeof(float));
+    }
+    lp_transformer_free(a);
+    lp_transformer_free(b);
+    lp_safetensors_close(f);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_save_gpt2_equals_original(void **state) { (void)state; save_roundtrip("gpt2-tiny", 0); }
 static void test_save_llama_equals_original(void **state) { (void)state; save_roundtrip("llama-tiny", 0); }
 static void test_save_bert_equals_original(void **state) { (void)state; save_roundtrip("bert-tiny-cls", 0); }
@@ -241,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_bert_matches_hf),
         cmocka_unit_test(test_gpt2_tokentune_matches_reference),
         cmocka_unit_test(test_llama_tokentune_matches_reference),
+        cmocka_unit_test(test_gpt2_base_names_load),
         cmocka_unit_test(test_save_gpt2_equals_original),
         cmocka_unit_test(test_save_llama_equals_original),
         cmocka_unit_test(test_save_bert_equals_original),
