@@ -41,11 +41,23 @@ typedef struct {
     lp_lora_config lora;        /* LoRA / QLoRA: rank, alpha, dropout, targets, seed */
     int double_quant;           /* QLoRA: double-quantise the NF4 absmax values (default 1) */
     const char *full_only;      /* full: train only parameters whose name contains this (NULL = all) */
+    /* LoRA / QLoRA on a sequence classifier (BERT "classifier", decoder
+     * "score"): also train the head in full, as PEFT's SEQ_CLS task does
+     * (modules_to_save; saved in the adapter). 1 = yes, 0 = no, -1 (default) =
+     * yes when the model is a classifier. Ignored by full fine-tuning. */
+    int train_head;
 } lp_ft_setup;
 
-/* Defaults per method (LoRA: r 8, alpha 16, dropout 0.05, targets from the
- * model type; see lp_lora_targets_for). */
+/* Defaults per method (LoRA: r 8, alpha 16, dropout 0.05, double_quant 1,
+ * train_head -1; no targets here: lp_ft_model_new then uses PEFT's default
+ * targets for the model type, lp_lora_targets_for(model_type, 0), e.g.
+ * "q_proj,v_proj" for Llama, "c_attn" for GPT-2, "query,value" for BERT). */
 void lp_ft_setup_default(lp_ft_setup *s, lp_ft_method method);
+/* Defaults for `method` (lora or qlora) with s->lora read from a PEFT
+ * adapter dir's adapter_config.json (rank, alpha, dropout, targets, ...;
+ * modules_to_save of a classification head sets train_head = 1). Then
+ * lp_ft_model_new + lp_ft_model_load_adapter load the weights. */
+lp_status lp_ft_setup_from_adapter(lp_ft_setup *s, lp_ft_method method, const char *dir);
 
 typedef struct lp_ft_model lp_ft_model;
 
@@ -53,7 +65,9 @@ typedef struct lp_ft_model lp_ft_model;
  * failure): full -> gradients for the trainable parameters; LoRA -> frozen
  * base (no gradients), adapters with gradients on every targeted linear (a
  * target matching nothing is an error); QLoRA -> as LoRA, and every targeted
- * linear's base weight quantised to NF4 and its fp32 copy freed. */
+ * linear's base weight quantised to NF4 and its fp32 copy freed (output
+ * layers lm_head / score / classifier keep fp32 weights, as bitsandbytes
+ * leaves lm_head unquantised). Any gradients m had are freed first. */
 lp_status lp_ft_model_new(lp_ft_model **out, lp_transformer *m, const lp_ft_setup *s);
 void lp_ft_model_free(lp_ft_model *f);
 lp_transformer *lp_ft_model_transformer(lp_ft_model *f);
@@ -76,10 +90,17 @@ void lp_ft_model_set_training(lp_ft_model *f, int training);
 /* Save what is trained: LoRA/QLoRA -> PEFT adapter dir (adapter_config.json +
  * adapter_model.safetensors); full -> HF model dir. */
 lp_status lp_ft_model_save(const lp_ft_model *f, const char *dir);
-/* Load a PEFT adapter dir into a LoRA/QLoRA model (targets and rank must fit). */
+/* Load a PEFT adapter dir into a LoRA/QLoRA model: its targets must select
+ * exactly the adapted modules and its rank must equal ours; the adapter's
+ * alpha (scaling) is adopted; every tensor in the file must be used. */
 lp_status lp_ft_model_load_adapter(lp_ft_model *f, const char *dir);
-/* Merge adapters into the base weights (LoRA: exact; QLoRA: requantised) and
- * return to a plain model; then lp_ft_model_save writes an HF model dir. */
+/* Merge adapters into the base weights and return to a plain model (no
+ * adapters, no hooks; a trained head stays trainable); lp_ft_model_save then
+ * writes an HF model dir. LoRA: W += s B A in fp32. QLoRA: W = deq(NF4) +
+ * s B A in fp32, i.e. the NF4 weight is dequantised (weights memory grows back
+ * to fp32) and not requantised: the merged model computes what the QLoRA
+ * model computed, without a second rounding (lp_lora_merge_nf4 is the
+ * requantising alternative). */
 lp_status lp_ft_model_merge(lp_ft_model *f);
 
 /* Predicted peak bytes per category of one training step (forward + backward

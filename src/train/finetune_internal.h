@@ -33,10 +33,19 @@ struct lp_ft_model {
 
 /* finetune_model.c */
 lp_status lp_ft_rebuild_trainable(lp_ft_model *f);
-/* finetune_lora.c: create adapters (and NF4 weights for QLoRA) on the targeted
- * linears; from `peft` (may be NULL) take the adapter weights. */
-lp_status lp_ft_attach_adapters(lp_ft_model *f, const lp_peft_adapter *peft);
+/* finetune_lora.c: create adapters (and NF4 weights for QLoRA) on the
+ * linears f->setup.lora targets (resolved in place: default targets for the
+ * model type, fan_in_fan_out, task_type, all-linear expanded). */
+lp_status lp_ft_attach_adapters(lp_ft_model *f);
 void lp_ft_detach_adapters(lp_ft_model *f);
+/* Fill defaults of lc for model m and resolve its targets against m's linears
+ * (selected: one flag per linear, may be NULL). */
+lp_status lp_ft_resolve_lora_config(lp_lora_config *lc, const lp_transformer *m, int *n_selected, uint8_t *selected);
+/* 1 for output layers (lm_head, score, BERT classifier). */
+int lp_ft_is_head_module(const lp_transformer *m, const char *module);
+/* 1 for sequence classifiers (BERT, or a decoder with a "score" head). */
+int lp_ft_is_classifier(const lp_transformer *m);
+/* finetune_peft.c */
 lp_status lp_ft_save_adapter(const lp_ft_model *f, const char *dir);
 
 #endif

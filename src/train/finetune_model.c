@@ -38,6 +38,7 @@ void lp_ft_setup_default(lp_ft_setup *s, lp_ft_method method)
     s->lora.dropout = 0.05f;
     s->double_quant = 1;
     s->full_only = NULL;
+    s->train_head = -1;
 }
 
 /* ------------------------------------------------------------ trainable list */
@@ -122,7 +123,18 @@ lp_status lp_ft_model_new(lp_ft_model **out, lp_transformer *m, const lp_ft_setu
     }
     if (st == LP_OK) {
         if (s->method == LP_FT_FULL) st = lp_transformer_set_trainable(m, f->full_only, 1);
-        else st = lp_ft_attach_adapters(f, NULL);
+        else st = lp_ft_attach_adapters(f);
+    }
+    if (st == LP_OK && s->method != LP_FT_FULL && (s->train_head > 0 || (s->train_head < 0 && lp_ft_is_classifier(m)))) {
+        /* PEFT's SEQ_CLS: the new classification head is trained in full (modules_to_save) */
+        lp_nn_linear *h = lp_transformer_find_linear(m, "classifier");
+        if (!h) h = lp_transformer_find_linear(m, "score");
+        if (!h || !lp_ft_is_classifier(m)) {
+            if (s->train_head > 0) st = lp_error(LP_ERR_INVALID_ARG, "%s: train_head: the model has no classification head", fn);
+        } else {
+            st = lp_transformer_set_trainable(m, h->weight->name, 1);
+            if (st == LP_OK && h->bias) st = lp_transformer_set_trainable(m, h->bias->name, 1);
+        }
     }
     if (st == LP_OK && s->method == LP_FT_FULL && f->full_only && lp_transformer_count_params(m, 1) == 0)
         st = lp_error(LP_ERR_NOT_FOUND, "%s: full_only \"%s\" matches no parameter", fn, f->full_only);
