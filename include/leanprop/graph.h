@@ -48,6 +48,7 @@ typedef struct {
     int64_t n_self_loops;
     float *deg_inv;           /* (n_nodes) 1 / in-degree, 0 for a node without in-edges (SAGE mean) */
     float *gcn_dinv;          /* (n_nodes) (in-degree + 1)^-1/2: GCN with an implicit self loop */
+    float *gcn_self;          /* (n_nodes) 1 / (in-degree + 1): that self loop's weight */
 } lp_graph;
 
 enum {

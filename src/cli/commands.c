@@ -40,5 +40,26 @@ const cli_command cli_commands[] = {
      "  --show-ids      print token ids instead of text\n"
      "  --threads N     threads for OpenMP and OpenBLAS\n",
      cmd_generate},
+    {"gnn", "train a graph neural network (GCN, SAGE, GAT) for node classification or link prediction",
+     "usage: leanprop gnn --dataset PATH [flags]\n"
+     "  Trains and evaluates over several runs, one split per run, and prints a line per run,\n"
+     "  the mean and population std, and peak memory per category. Formats: docs/GNN.md.\n"
+     "  --dataset P      .npz (gnn-benchmark / PyG CitationFull layout) or NAME.edges.txt\n"
+     "                   (with NAME.labels.txt and optional NAME.features.txt beside it)\n"
+     "  --model M        gcn | sage | gat (default gcn)\n"
+     "  --layers N       conv layers (default 2)      --hidden N   hidden width (default 128)\n"
+     "  --heads N        GAT heads (default 4)        --link-dim N link embedding width (default 128)\n"
+     "  --method M       training method (default bp)\n"
+     "  --task T         node | link (default node)\n"
+     "  --runs N         runs (default 5); run i uses split i and seed SEED + 3i\n"
+     "  --seed S         init seed of run 0 (default 10100)   --split-seed S  (default 101)\n"
+     "  --epochs N       at most N epochs (default 1000)   --patience N  validations (default 100)\n"
+     "  --eval-every N   validate every N epochs (default 2)\n"
+     "  --lr X           Adam learning rate (default 1e-3)  --weight-decay X  L2 (default 5e-4)\n"
+     "  --split-file P   load the splits from P if it exists, else make them and save them there\n"
+     "  --out P          results JSON      --log P   per-epoch metrics JSONL\n"
+     "  --dense          dense features    --no-normalize  skip NormalizeFeatures\n"
+     "  --threads N      threads for OpenMP and OpenBLAS   --quiet  no progress bar\n",
+     cmd_gnn},
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);

@@ -142,6 +142,12 @@ static lp_status id_line(reader *r, const char *want, int per, int64_t **out, in
     int64_t *v = lp_alloc_array(LP_MEM_DATA, c ? (size_t)(c * per) : 1, sizeof(int64_t));
     if (!v) return LP_ERR_NOMEM;
     for (int64_t k = 0; k < c * per; k++) {
+        while (*rest == ' ' || *rest == '\t') rest++;
+        if (*rest == '\0' || *rest == '\n' || *rest == '\r') {
+            lp_free(v);
+            return lp_error(LP_ERR_FORMAT, "%s:%ld: %s: line holds %lld values, fewer than the %lld announced", r->path,
+                            r->lineno, want, (long long)k, (long long)(c * per));
+        }
         lp_status st = parse_i64(r, &rest, &v[k], want);
         if (st != LP_OK) { lp_free(v); return st; }
     }
@@ -152,7 +158,7 @@ static lp_status id_line(reader *r, const char *want, int per, int64_t **out, in
     return LP_OK;
 }
 
-static lp_status parse_file(reader *r, lp_graph_splits *s)
+static lp_status parse_file(reader *r, lp_graph_splits *s, const lp_graph_dataset *ds)
 {
     char *key, *rest;
     if (!next(r, &key, &rest) || strcmp(key, "leanprop-split") != 0)
@@ -171,6 +177,13 @@ static lp_status parse_file(reader *r, lp_graph_splits *s)
     LP_TRY(header_value(r, "runs", &runs));
     LP_TRY(header_value(r, "seed", &seed));
     if (runs < 1 || runs > 1000) return lp_error(LP_ERR_FORMAT, "%s: runs %lld out of range 1..1000", r->path, (long long)runs);
+    /* does the file fit the graph at all? (the ids are checked after parsing) */
+    if (s->n_nodes != ds->n_nodes)
+        return lp_error(LP_ERR_FORMAT, "%s: split is for %lld nodes, %s has %lld", r->path, (long long)s->n_nodes,
+                        ds->path, (long long)ds->n_nodes);
+    if (s->n_edges != ds->graph->n_edges / 2)
+        return lp_error(LP_ERR_FORMAT, "%s: split is for %lld edges, %s has %lld", r->path, (long long)s->n_edges,
+                        ds->path, (long long)(ds->graph->n_edges / 2));
     s->seed = (uint64_t)seed;
     if (s->kind == LP_SPLIT_NODE) s->node = calloc((size_t)runs, sizeof *s->node);
     else s->link = calloc((size_t)runs, sizeof *s->link);
@@ -210,7 +223,7 @@ lp_status lp_graph_splits_load(lp_graph_splits **out, const char *path, const lp
     reader r = {fopen(path, "r"), path, NULL, 0, 0};
     if (!r.f) return lp_error(LP_ERR_IO, "%s: cannot open split file", path);
     lp_graph_splits *s = calloc(1, sizeof *s);
-    lp_status st = s ? parse_file(&r, s) : lp_error(LP_ERR_NOMEM, "out of memory");
+    lp_status st = s ? parse_file(&r, s, ds) : lp_error(LP_ERR_NOMEM, "out of memory");
     fclose(r.f);
     free(r.line);
     if (st == LP_OK) st = lp_graph_splits_check(s, ds, path);

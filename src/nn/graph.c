@@ -18,6 +18,7 @@ void lp_graph_free(lp_graph *g)
     lp_free(g->indices);
     lp_free(g->deg_inv);
     lp_free(g->gcn_dinv);
+    lp_free(g->gcn_self);
     free(g);
 }
 
@@ -25,7 +26,7 @@ size_t lp_graph_bytes(const lp_graph *g)
 {
     if (!g) return 0;
     size_t b = lp_alloc_size(g->indptr) + lp_alloc_size(g->indices) + lp_alloc_size(g->deg_inv) +
-               lp_alloc_size(g->gcn_dinv);
+               lp_alloc_size(g->gcn_dinv) + lp_alloc_size(g->gcn_self);
     if (g->t_indptr != g->indptr) b += lp_alloc_size(g->t_indptr);
     if (g->t_indices != g->indices) b += lp_alloc_size(g->t_indices);
     return b;
@@ -101,12 +102,14 @@ static lp_status finish_graph(lp_graph *g)
     int64_t n = g->n_nodes;
     g->deg_inv = lp_alloc_array(LP_MEM_DATA, (size_t)n ? (size_t)n : 1, sizeof(float));
     g->gcn_dinv = lp_alloc_array(LP_MEM_DATA, (size_t)n ? (size_t)n : 1, sizeof(float));
-    if (!g->deg_inv || !g->gcn_dinv) return LP_ERR_NOMEM;
+    g->gcn_self = lp_alloc_array(LP_MEM_DATA, (size_t)n ? (size_t)n : 1, sizeof(float));
+    if (!g->deg_inv || !g->gcn_dinv || !g->gcn_self) return LP_ERR_NOMEM;
     g->n_self_loops = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t d = g->indptr[i + 1] - g->indptr[i];
         g->deg_inv[i] = d > 0 ? 1.0f / (float)d : 0.0f;
         g->gcn_dinv[i] = (float)(1.0 / sqrt((double)d + 1.0));
+        g->gcn_self[i] = (float)(1.0 / ((double)d + 1.0));
         g->n_self_loops += row_contains(g->indptr, g->indices, i, i);
     }
     g->symmetric = lp_graph_is_undirected(g);

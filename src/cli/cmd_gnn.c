@@ -1,0 +1,284 @@
+/* `leanprop gnn`: train and evaluate a GNN on a graph data set over several runs/splits. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "leanprop/alloc.h"
+#include "leanprop/fileio.h"
+#include "leanprop/gnn.h"
+#include "leanprop/graph.h"
+#include "leanprop/log.h"
+#include "leanprop/metrics.h"
+#include "leanprop/metrics_log.h"
+#include "leanprop/threads.h"
+#include "leanprop/version.h"
+
+typedef struct {
+    lp_progress *bar;
+    lp_metrics_log *log;
+    int run, n_runs;
+    const char *metric;
+    lp_status log_status;
+} epoch_ctx;
+
+static void on_epoch(const lp_gnn_epoch *e, void *user)
+{
+    epoch_ctx *c = user;
+    if (c->bar) {
+        if (isnan(e->val_metric)) lp_progress_update(c->bar, e->epoch, "loss %.4f", e->loss);
+        else lp_progress_update(c->bar, e->epoch, "loss %.4f val %s %.2f%%", e->loss, c->metric, 100 * e->val_metric);
+    }
+    if (c->log && c->log_status == LP_OK) {
+        lp_metrics_row row = lp_metrics_row_empty(e->epoch);
+        row.loss = e->loss;
+        row.epoch = e->epoch;
+        const char *names[] = {"run", "train_metric", "val_metric", "seconds"};
+        double vals[] = {e->run, e->train_metric, e->val_metric, e->seconds};
+        row.n_extra = 4;
+        row.extra_names = names;
+        row.extra_values = vals;
+        c->log_status = lp_metrics_log_write(c->log, &row);
+    }
+}
+
+static cJSON *mem_json(const lp_mem_stats *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int k = 0; k < LP_MEM_COUNT; k++)
+        cJSON_AddNumberToObject(o, lp_mem_category_name((lp_mem_category)k), (double)m->peak[k]);
+    cJSON_AddNumberToObject(o, "total", (double)m->total_peak);
+    return o;
+}
+
+static int write_results(const char *path, const lp_graph_dataset *ds, const lp_gnn_train_config *cfg, const char *method,
+                         const char *task, const char *metric, const lp_gnn_result *res, int runs, const char *split_info,
+                         const lp_mem_stats *peak)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "leanprop", lp_version());
+    cJSON *d = cJSON_AddObjectToObject(root, "dataset");
+    cJSON_AddStringToObject(d, "path", ds->path);
+    cJSON_AddStringToObject(d, "name", ds->name);
+    cJSON_AddNumberToObject(d, "nodes", (double)ds->n_nodes);
+    cJSON_AddNumberToObject(d, "undirected_edges", (double)(ds->graph->n_edges / 2));
+    cJSON_AddNumberToObject(d, "features", (double)ds->n_features);
+    cJSON_AddBoolToObject(d, "sparse_features", ds->x_sparse != NULL);
+    cJSON_AddNumberToObject(d, "classes", ds->n_classes);
+    cJSON *c = cJSON_AddObjectToObject(root, "config");
+    cJSON_AddStringToObject(c, "model", lp_gnn_kind_name(cfg->kind));
+    cJSON_AddNumberToObject(c, "layers", cfg->n_layers);
+    cJSON_AddNumberToObject(c, "hidden", cfg->hidden);
+    if (cfg->kind == LP_GNN_GAT) cJSON_AddNumberToObject(c, "heads", cfg->heads);
+    cJSON_AddStringToObject(c, "method", method);
+    cJSON_AddStringToObject(c, "task", task);
+    cJSON_AddNumberToObject(c, "lr", cfg->lr);
+    cJSON_AddNumberToObject(c, "weight_decay", cfg->weight_decay);
+    cJSON_AddNumberToObject(c, "epochs", cfg->epochs);
+    cJSON_AddNumberToObject(c, "eval_every", cfg->eval_every);
+    cJSON_AddNumberToObject(c, "patience", cfg->patience);
+    cJSON_AddNumberToObject(c, "threads", lp_threads_get());
+    cJSON_AddStringToObject(c, "split", split_info);
+    cJSON_AddStringToObject(root, "metric", metric);
+    cJSON *arr = cJSON_AddArrayToObject(root, "runs");
+    double test[1000], val[1000];
+    for (int r = 0; r < runs; r++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "run", r);
+        cJSON_AddNumberToObject(o, "seed", (double)(cfg->seed + 3 * (uint64_t)r));
+        cJSON_AddNumberToObject(o, "test", res[r].test);
+        cJSON_AddNumberToObject(o, "val", res[r].val);
+        cJSON_AddNumberToObject(o, "train", res[r].train);
+        cJSON_AddNumberToObject(o, "best_epoch", res[r].best_epoch);
+        cJSON_AddNumberToObject(o, "epochs", res[r].epochs);
+        cJSON_AddNumberToObject(o, "seconds", res[r].seconds);
+        cJSON_AddNumberToObject(o, "epoch_ms", res[r].epoch_ms);
+        cJSON_AddNumberToObject(o, "params", (double)res[r].params);
+        cJSON_AddItemToObject(o, "memory_peak_bytes", mem_json(&res[r].mem));
+        cJSON_AddItemToArray(arr, o);
+        test[r] = res[r].test;
+        val[r] = res[r].val;
+    }
+    double tm, ts, vm, vs;
+    lp_mean_std(test, runs, &tm, &ts);
+    lp_mean_std(val, runs, &vm, &vs);
+    cJSON *s = cJSON_AddObjectToObject(root, "summary");
+    cJSON_AddNumberToObject(s, "test_mean", tm);
+    cJSON_AddNumberToObject(s, "test_std", ts);
+    cJSON_AddNumberToObject(s, "val_mean", vm);
+    cJSON_AddNumberToObject(s, "val_std", vs);
+    cJSON_AddStringToObject(s, "std", "population (ddof 0)");
+    cJSON_AddItemToObject(root, "memory_peak_bytes", mem_json(peak));
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) { lp_error(LP_ERR_NOMEM, "formatting %s", path); return 1; }
+    size_t n = strlen(text);
+    text = realloc(text, n + 2);
+    text[n] = '\n';
+    text[n + 1] = '\0';
+    lp_status st = lp_file_write_atomic(path, text, n + 1);
+    free(text);
+    return st != LP_OK;
+}
+
+int cmd_gnn(int argc, char **argv)
+{
+    cli_args a;
+    cli_args_init(&a, argc, argv);
+    lp_gnn_train_config cfg = lp_gnn_train_defaults();
+    const char *dataset = cli_get(&a, "dataset", NULL);
+    const char *model = cli_get(&a, "model", "gcn");
+    const char *method_name = cli_get(&a, "method", "bp");
+    const char *task = cli_get(&a, "task", "node");
+    const char *split_file = cli_get(&a, "split-file", NULL);
+    const char *out_path = cli_get(&a, "out", NULL);
+    const char *log_path = cli_get(&a, "log", NULL);
+    cfg.n_layers = (int)cli_get_long(&a, "layers", cfg.n_layers);
+    cfg.hidden = (int)cli_get_long(&a, "hidden", cfg.hidden);
+    cfg.heads = (int)cli_get_long(&a, "heads", cfg.heads);
+    cfg.link_dim = (int)cli_get_long(&a, "link-dim", cfg.link_dim);
+    cfg.epochs = (int)cli_get_long(&a, "epochs", cfg.epochs);
+    cfg.patience = (int)cli_get_long(&a, "patience", cfg.patience);
+    cfg.eval_every = (int)cli_get_long(&a, "eval-every", cfg.eval_every);
+    cfg.lr = (float)cli_get_double(&a, "lr", cfg.lr);
+    cfg.weight_decay = (float)cli_get_double(&a, "weight-decay", cfg.weight_decay);
+    long seed = cli_get_long(&a, "seed", 10100);
+    long split_seed = cli_get_long(&a, "split-seed", 101);
+    long runs = cli_get_long(&a, "runs", 5);
+    long threads = cli_get_long(&a, "threads", 0);
+    int dense = cli_flag(&a, "dense");
+    int no_norm = cli_flag(&a, "no-normalize");
+    int quiet = cli_flag(&a, "quiet");
+    if (cli_finish(&a)) return 2;
+    if (!dataset) { fprintf(stderr, "leanprop gnn: --dataset PATH is required (see --help)\n"); return 2; }
+    lp_gnn_task t;
+    if (!strcmp(task, "node")) t = LP_GNN_TASK_NODE;
+    else if (!strcmp(task, "link")) t = LP_GNN_TASK_LINK;
+    else { fprintf(stderr, "leanprop gnn: --task must be node or link, got '%s'\n", task); return 2; }
+    if (lp_gnn_kind_parse(model, &cfg.kind) != LP_OK) return cli_fail("--model");
+    const lp_gnn_method *method = lp_gnn_method_find(method_name);
+    if (!method) {
+        fprintf(stderr, "leanprop gnn: unknown --method '%s' (available:", method_name);
+        for (int i = 0; i < lp_gnn_method_count(); i++) fprintf(stderr, " %s", lp_gnn_method_at(i)->name);
+        fprintf(stderr, ")\n");
+        return 2;
+    }
+    lp_gnn_train_fn train = t == LP_GNN_TASK_NODE ? method->node : method->link;
+    if (!train) { fprintf(stderr, "leanprop gnn: method %s has no %s task\n", method->name, task); return 2; }
+    if (runs < 1 || runs > 1000 || cfg.n_layers < 1 || cfg.n_layers > 64 || cfg.hidden < 1 || cfg.epochs < 0 ||
+        cfg.patience < 1 || cfg.eval_every < 1 || seed < 0 || split_seed < 0 || cfg.link_dim < 1) {
+        fprintf(stderr, "leanprop gnn: --runs, --layers, --hidden, --patience, --eval-every, --link-dim must be positive\n");
+        return 2;
+    }
+    if (threads > 0 && lp_threads_set((int)threads) != LP_OK) return cli_fail("--threads");
+    cfg.seed = (uint64_t)seed;
+
+    lp_graph_load_opts lo = lp_graph_load_defaults();
+    lo.normalize = !no_norm;
+    lo.require_labels = t == LP_GNN_TASK_NODE;
+    if (dense) lo.max_sparse_density = 0;
+    lp_graph_dataset *ds = NULL;
+    lp_graph_splits *sp = NULL;
+    lp_gnn_result *res = NULL;
+    epoch_ctx ec = {0};
+    int rc = 1;
+    if (lp_graph_dataset_load(&ds, dataset, &lo) != LP_OK) return cli_fail("loading the data set");
+    double density = ds->x_sparse ? (double)ds->x_sparse->nnz / ((double)ds->n_nodes * (double)ds->n_features) : 1.0;
+    printf("data    %s: %lld nodes, %lld undirected edges, %lld features (%s%s), %d classes\n", ds->name,
+           (long long)ds->n_nodes, (long long)(ds->graph->n_edges / 2), (long long)ds->n_features,
+           ds->x_sparse ? "sparse" : "dense", ds->identity_features ? ", identity" : "", ds->n_classes);
+    if (ds->x_sparse) printf("        features %.2f%% nonzero, kept sparse: the first layer's X.W is a sparse-dense product\n", 100 * density);
+    /* splits: load when the file exists, else make them (and save when a path is given) */
+    char split_info[512];
+    lp_split_kind want = t == LP_GNN_TASK_NODE ? LP_SPLIT_NODE : LP_SPLIT_LINK;
+    if (split_file && lp_file_exists(split_file)) {
+        if (lp_graph_splits_load(&sp, split_file, ds) != LP_OK) { cli_fail("split file"); goto done; }
+        if (sp->kind != want) {
+            fprintf(stderr, "leanprop gnn: %s holds %s splits, --task %s needs %s splits\n", split_file,
+                    sp->kind == LP_SPLIT_NODE ? "node" : "link", task, want == LP_SPLIT_NODE ? "node" : "link");
+            goto done;
+        }
+        if (sp->n_runs < runs) {
+            fprintf(stderr, "leanprop gnn: %s has %d runs, --runs asks for %ld\n", split_file, sp->n_runs, runs);
+            goto done;
+        }
+        snprintf(split_info, sizeof split_info, "loaded from %s", split_file);
+    } else {
+        lp_status st = t == LP_GNN_TASK_NODE ? lp_graph_splits_node(&sp, ds, (int)runs, (uint64_t)split_seed)
+                                             : lp_graph_splits_link(&sp, ds->graph, (int)runs, 0.16, 0.2, (uint64_t)split_seed);
+        if (st != LP_OK) { cli_fail("making splits"); goto done; }
+        if (split_file && lp_graph_splits_save(sp, split_file) != LP_OK) { cli_fail("saving the split file"); goto done; }
+        snprintf(split_info, sizeof split_info, "%s, seed %ld%s%s",
+                 t == LP_GNN_TASK_NODE ? "nodes 64/16/20 (5-fold test, 80/20 train/val)"
+                                       : "edges 64/16/20 positives, one fixed negative each",
+                 split_seed, split_file ? ", saved to " : "", split_file ? split_file : "");
+    }
+    printf("split   %s\n", split_info);
+    printf("model   %s x%d, hidden %d%s, method %s, task %s, %ld runs, lr %g, weight decay %g, up to %d epochs, "
+           "patience %d x %d, %d threads\n",
+           lp_gnn_kind_name(cfg.kind), cfg.n_layers, cfg.hidden, cfg.kind == LP_GNN_GAT ? " (4 heads)" : "", method->name,
+           task, runs, cfg.lr, cfg.weight_decay, cfg.epochs, cfg.patience, cfg.eval_every, lp_threads_get());
+    fflush(stdout);
+    const char *metric = t == LP_GNN_TASK_NODE ? "acc" : "auc";
+    ec.metric = metric;
+    ec.n_runs = (int)runs;
+    if (log_path && lp_metrics_log_open(&ec.log, log_path, 0) != LP_OK) { cli_fail("--log"); goto done; }
+    res = calloc((size_t)runs, sizeof *res);
+    if (!res) { lp_error(LP_ERR_NOMEM, "out of memory"); cli_fail(""); goto done; }
+    lp_mem_stats peak = {0};
+    double test[1000], val[1000];
+    for (int r = 0; r < runs; r++) {
+        lp_gnn_train_config rc_cfg = cfg;
+        rc_cfg.seed = cfg.seed + 3 * (uint64_t)r;
+        char label[32];
+        snprintf(label, sizeof label, "run %d/%ld", r + 1, runs);
+        ec.bar = quiet ? NULL : lp_progress_new(label, cfg.epochs);
+        ec.run = r;
+        lp_gnn_run_args ra = {ds, t, t == LP_GNN_TASK_NODE ? &sp->node[r] : NULL, t == LP_GNN_TASK_LINK ? &sp->link[r] : NULL,
+                              r, &rc_cfg, on_epoch, &ec};
+        lp_status st = train(&ra, &res[r]);
+        lp_progress_free(ec.bar);
+        ec.bar = NULL;
+        if (st != LP_OK) { char w[64]; snprintf(w, sizeof w, "run %d", r + 1); cli_fail(w); goto done; }
+        if (ec.log_status != LP_OK) { cli_fail("--log"); goto done; }
+        printf("run %d/%ld  test %s %.2f%%  val %.2f%%  train %.2f%%  best epoch %d of %d  %.2f s (%.2f ms/epoch)  seed %llu\n",
+               r + 1, runs, metric, 100 * res[r].test, 100 * res[r].val, 100 * res[r].train, res[r].best_epoch,
+               res[r].epochs, res[r].seconds, res[r].epoch_ms, (unsigned long long)rc_cfg.seed);
+        fflush(stdout);
+        test[r] = res[r].test;
+        val[r] = res[r].val;
+        for (int k = 0; k < LP_MEM_COUNT; k++)
+            if (res[r].mem.peak[k] > peak.peak[k]) peak.peak[k] = res[r].mem.peak[k];
+        if (res[r].mem.total_peak > peak.total_peak) peak.total_peak = res[r].mem.total_peak;
+    }
+    double tm, ts, vm, vs;
+    lp_mean_std(test, (int)runs, &tm, &ts);
+    lp_mean_std(val, (int)runs, &vm, &vs);
+    printf("summary %s %s x%d %s %s: test %s %.2f ± %.2f %%  (val %.2f ± %.2f; mean ± population std over %ld runs)\n",
+           ds->name, lp_gnn_kind_name(cfg.kind), cfg.n_layers, method->name, task, metric, 100 * tm, 100 * ts, 100 * vm,
+           100 * vs, runs);
+    char b[32];
+    printf("memory  peak per category (accounting allocator, max over runs):");
+    for (int k = 0; k < LP_MEM_COUNT; k++)
+        printf(" %s %s%s", lp_mem_category_name((lp_mem_category)k), lp_format_bytes(peak.peak[k], b, sizeof b),
+               k + 1 < LP_MEM_COUNT ? "," : "");
+    printf("; total %s\n", lp_format_bytes(peak.total_peak, b, sizeof b));
+    if (out_path) {
+        if (write_results(out_path, ds, &cfg, method->name, task, t == LP_GNN_TASK_NODE ? "accuracy" : "roc_auc", res,
+                          (int)runs, split_info, &peak)) {
+            cli_fail("--out");
+            goto done;
+        }
+        printf("results %s\n", out_path);
+    }
+    rc = 0;
+done:
+    if (ec.log && lp_metrics_log_close(ec.log) != LP_OK && rc == 0) rc = cli_fail("--log");
+    free(res);
+    lp_graph_splits_free(sp);
+    lp_graph_dataset_free(ds);
+    return rc;
+}
