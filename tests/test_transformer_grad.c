@@ -314,6 +314,24 @@ static lp_status hook_bwd(void *ctx, float *dx, const float *dy, const float *x,
     return lp_sgemm(a->dA, 0, dy, 0, x, 0, out, in, N, LP_TRANS, LP_NOTRANS, 1.0f, 1.0f);
 }
 
+/* The _ids hooks see every row's id b*T+t in forward and exactly the selected
+ * rows' ids in backward, with those rows' inputs. */
+static int64_t g_fwd_rows, g_bwd_ids[64], g_bwd_rows;
+static lp_status hook_fwd_ids(void *ctx, float *y, const float *x, const int64_t *ids, int64_t N, int64_t in, int64_t out)
+{
+    for (int64_t i = 0; i < N; i++)
+        if (ids[i] != i) return lp_error(LP_ERR_INTERNAL, "forward id %lld at row %lld", (long long)ids[i], (long long)i);
+    g_fwd_rows = N;
+    return hook_fwd(ctx, y, x, N, in, out);
+}
+static lp_status hook_bwd_ids(void *ctx, float *dx, const float *dy, const float *x, const int64_t *ids, int64_t N,
+                              int64_t in, int64_t out)
+{
+    g_bwd_rows = N;
+    for (int64_t i = 0; i < N && i < 64; i++) g_bwd_ids[i] = ids[i];
+    return hook_bwd(ctx, dx, dy, x, N, in, out);
+}
+
 static void test_linear_hooks(void **state)
 {
     (void)state;
@@ -349,6 +367,24 @@ static void test_linear_hooks(void **state)
     LP_ASSERT_OK(lp_transformer_backward(m));
     LP_ASSERT_CLOSE(l_hook, l_merged, 1e-6, 1e-5, "loss with hook vs merged weight");
     lp_test_assert_allclose(ad.dA, l->weight->grad, (size_t)(l->in * l->out), 1e-6, 1e-4, "hook gradient");
+    /* the same adapter through the _ids slots */
+    for (int64_t k = 0; k < l->in * l->out; k++) l->weight->data[k] -= ad.A[k];
+    float *dA_ref = malloc((size_t)(l->in * l->out) * sizeof(float));
+    memcpy(dA_ref, ad.dA, (size_t)(l->in * l->out) * sizeof(float));
+    memset(ad.dA, 0, (size_t)(l->in * l->out) * sizeof(float));
+    lp_linear_hooks hi = {.forward_ids = hook_fwd_ids, .backward_ids = hook_bwd_ids, .ctx = &ad};
+    l->hooks = &hi;
+    float l_ids;
+    LP_ASSERT_OK(lp_transformer_set_trainable(m, NULL, 0));
+    LP_ASSERT_OK(lp_transformer_forward(m, &b, &o, &l_ids));
+    LP_ASSERT_OK(lp_transformer_backward(m));
+    LP_ASSERT_CLOSE(l_ids, l_hook, 1e-6, 1e-6, "loss through the _ids hooks"); /* W + A - A: not bitwise W */
+    assert_int_equal(g_fwd_rows, 12);
+    assert_int_equal(g_bwd_rows, 8);
+    for (int64_t i = 0, k = 0; i < 12; i++)
+        if (d.sel[i]) assert_int_equal(g_bwd_ids[k++], i);
+    lp_test_assert_allclose(ad.dA, dA_ref, (size_t)(l->in * l->out), 1e-6, 1e-4, "hook gradient through _ids");
+    free(dA_ref);
     free(ad.A);
     free(ad.dA);
     free_batch(&d);

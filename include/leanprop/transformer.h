@@ -55,6 +55,18 @@ typedef enum {
     LP_ARCH_COUNT
 } lp_arch;
 
+/* What the model's head computes. */
+typedef enum {
+    LP_TASK_CAUSAL_LM = 0,  /* GPT-2 / Llama: LM head, next-token loss */
+    /* Sequence classification. BERT: pooler + "classifier" on [CLS] (always).
+     * GPT-2 / Llama (HF *ForSequenceClassification): a "score" linear
+     * (num_labels, hidden), no bias, on the final-norm hidden state of each
+     * sequence's LAST REAL token (the last position whose attention_mask is 1;
+     * position T-1 without a mask, 0 for a row of padding only); no lm_head;
+     * loss = mean cross entropy over the B sequences. */
+    LP_TASK_SEQ_CLS
+} lp_task;
+
 typedef struct {
     lp_arch arch;
     char model_type[32];        /* HF model_type: gpt2, llama, mistral, qwen2, bert */
@@ -67,7 +79,7 @@ typedef struct {
     int64_t intermediate_size;  /* MLP width */
     int64_t max_positions;      /* learned position rows (GPT-2, BERT); context limit (Llama) */
     int64_t type_vocab_size;    /* BERT token types */
-    int64_t num_labels;         /* BERT classifier outputs */
+    int64_t num_labels;         /* classifier outputs (LP_TASK_SEQ_CLS) */
     double norm_eps;
     double rope_theta;          /* Llama family */
     int tie_word_embeddings;    /* LM head shares the token embedding */
@@ -75,6 +87,7 @@ typedef struct {
     int o_bias;                 /* bias on the attention output projection */
     int mlp_bias;               /* biases on the MLP projections */
     int64_t bos_token_id, eos_token_id, pad_token_id;   /* -1 = none */
+    lp_task task;               /* BERT: always LP_TASK_SEQ_CLS; GPT-2/Llama: from "architectures" */
 } lp_transformer_config;
 
 /* Defaults of an architecture (GPT-2 124M, a TinyLlama-shaped Llama,
@@ -132,6 +145,14 @@ typedef struct {
      * dx += d delta / dx, adapter gradients += ... */
     lp_status (*backward)(void *ctx, float *dx, const float *dy, const float *x, int64_t N, int64_t in,
                           int64_t out);
+    /* The same with a stable id per row (its flat batch position b*T + t), so
+     * per-row randomness such as dropout masks is regenerated exactly for the
+     * subset of rows backward sees. Used instead of forward / backward when
+     * set; ids may be NULL when the caller has none (then treat as absent). */
+    lp_status (*forward_ids)(void *ctx, float *y, const float *x, const int64_t *ids, int64_t N, int64_t in,
+                             int64_t out);
+    lp_status (*backward_ids)(void *ctx, float *dx, const float *dy, const float *x, const int64_t *ids, int64_t N,
+                              int64_t in, int64_t out);
     void *ctx;
 } lp_linear_hooks;
 
@@ -148,6 +169,11 @@ lp_status lp_nn_linear_forward(const lp_nn_linear *l, float *y, const float *x, 
 /* dy (N,out), x (N,in) -> dx (N,in) += (dx may be NULL), weight->grad / bias->grad += when
  * not NULL, adapter gradients += . */
 lp_status lp_nn_linear_backward(const lp_nn_linear *l, float *dx, const float *dy, const float *x, int64_t N);
+/* The same with row ids (N) handed to forward_ids / backward_ids hooks (NULL = none).
+ * The transformer passes b*T + t of every row it computes. */
+lp_status lp_nn_linear_forward_ids(const lp_nn_linear *l, float *y, const float *x, const int64_t *ids, int64_t N);
+lp_status lp_nn_linear_backward_ids(const lp_nn_linear *l, float *dx, const float *dy, const float *x,
+                                    const int64_t *ids, int64_t N);
 
 /* ------------------------------------------------------------------ model */
 
@@ -172,6 +198,15 @@ int lp_transformer_n_linears(const lp_transformer *m);
 lp_nn_linear *lp_transformer_linear(lp_transformer *m, int i);
 lp_nn_linear *lp_transformer_find_linear(lp_transformer *m, const char *name);
 
+/* Turn a GPT-2 / Llama causal LM into a sequence classifier (HF
+ * *ForSequenceClassification): the LM head is dropped (its weight freed
+ * unless tied to the embedding) and a "score" linear (num_labels, hidden),
+ * no bias, is added with weights N(0, 0.02) from `seed` (HF's
+ * initializer_range), frozen (no gradient). cfg.task becomes
+ * LP_TASK_SEQ_CLS; the saved config.json then names the classification
+ * architecture. num_labels >= 2. */
+lp_status lp_transformer_add_cls_head(lp_transformer *m, int64_t num_labels, uint64_t seed);
+
 /* Allocate (trainable = 1) or free (0) gradients of every parameter whose
  * name contains `name_substring` (NULL = all). */
 lp_status lp_transformer_set_trainable(lp_transformer *m, const char *name_substring, int trainable);
@@ -184,19 +219,22 @@ typedef struct {
     int64_t B, T;
     const int32_t *input_ids;       /* (B,T) */
     /* Causal LM: (B,T) in the Hugging Face convention (position t is scored on
-     * labels[t+1]; -100 = ignored). BERT: (B) class indices. NULL = no loss. */
+     * labels[t+1]; -100 = ignored). Sequence classification (BERT, decoders
+     * with LP_TASK_SEQ_CLS): (B) class indices (-100 = ignored). NULL = no loss. */
     const int32_t *labels;
     const uint8_t *attention_mask;  /* (B,T) 1 = token, 0 = padding; NULL = all tokens */
     const int32_t *token_type_ids;  /* (B,T) BERT; NULL = all 0 */
     /* (B,T) 1 = the row gets gradients (TokenTune); NULL = every row. BERT
-     * always adds [CLS] (position 0). */
+     * always adds [CLS] (position 0), a decoder classifier each sequence's
+     * last real token (the head's row). */
     const uint8_t *selected;
 } lp_transformer_batch;
 
 typedef struct {
     int need_grad;      /* save what lp_transformer_backward needs */
     /* Optional output. Causal LM: logits of the head rows, (R, V) with R = the
-     * selected rows in (b, t) order (B*T rows without a mask). BERT: (B, num_labels). */
+     * selected rows in (b, t) order (B*T rows without a mask). Sequence
+     * classification: (B, num_labels). */
     float *logits;
     /* Multiplies the loss gradient (e.g. 1/accumulation steps); 0 means 1. */
     float grad_scale;

@@ -58,26 +58,26 @@ static lp_status decoder_layer_bwd(lp_transformer *m, int64_t l, lp_tf_bwd *bw)
     if (c->arch == LP_ARCH_GPT2) {
         LP_TRY(lp_gelu_tanh_forward(bw->act, s->h1, S * I));
         zero(bw->dh1, S * I);
-        LP_TRY(lp_nn_linear_backward(L->proj, bw->dh1, bw->dx, bw->act, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->proj, bw->dh1, bw->dx, bw->act, m->ix.sel, S));
         zero(bw->dh2, S * I);
         LP_TRY(lp_gelu_tanh_backward(bw->dh2, bw->dh1, s->h1, S * I));
-        LP_TRY(lp_nn_linear_backward(L->fc, bw->dxn, bw->dh2, bw->xn, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->fc, bw->dxn, bw->dh2, bw->xn, m->ix.sel, S));
     } else {
         LP_TRY(lp_swiglu_forward(bw->act, s->h1, s->h2, S * I));
         zero(bw->dh1, S * I);
-        LP_TRY(lp_nn_linear_backward(L->down, bw->dh1, bw->dx, bw->act, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->down, bw->dh1, bw->dx, bw->act, m->ix.sel, S));
         float *dgate = bw->act, *dup = bw->dh2;
         zero(dgate, S * I);
         zero(dup, S * I);
         LP_TRY(lp_swiglu_backward(dgate, dup, bw->dh1, s->h1, s->h2, S * I));
-        LP_TRY(lp_nn_linear_backward(L->gate, bw->dxn, dgate, bw->xn, S));
-        LP_TRY(lp_nn_linear_backward(L->up, bw->dxn, dup, bw->xn, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->gate, bw->dxn, dgate, bw->xn, m->ix.sel, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->up, bw->dxn, dup, bw->xn, m->ix.sel, S));
     }
     LP_TRY(lp_tf_norm_bwd(m, bw->dx, bw->dxn, s->x_mid, s->mean2, s->rstd2, L->ln2_w, L->ln2_b, S));
 
     /* attention */
     zero(bw->datt, S * QD);
-    LP_TRY(lp_nn_linear_backward(L->o, bw->datt, bw->dx, s->att, S));
+    LP_TRY(lp_nn_linear_backward_ids(L->o, bw->datt, bw->dx, s->att, m->ix.sel, S));
     zero(bw->dq, S * QD);
     LP_TRY(attention_bwd(m, s, bw, bw->datt, bw->dq, bw->dks, bw->dvs));
     LP_TRY(lp_tf_norm_recompute(m, bw->xn, s->x_in, s->mean1, s->rstd1, L->ln1_w, L->ln1_b, S));
@@ -89,16 +89,16 @@ static lp_status decoder_layer_bwd(lp_transformer *m, int64_t l, lp_tf_bwd *bw)
             memcpy(bw->dqkv + r * W + QD, bw->dks + r * KD, (size_t)KD * sizeof(float));
             memcpy(bw->dqkv + r * W + QD + KD, bw->dvs + r * KD, (size_t)KD * sizeof(float));
         }
-        LP_TRY(lp_nn_linear_backward(L->qkv, bw->dxn, bw->dqkv, bw->xn, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->qkv, bw->dxn, bw->dqkv, bw->xn, m->ix.sel, S));
     } else {
         float *dq_pre = bw->datt, *dk_pre = bw->dkp;
         zero(dq_pre, S * QD);
         zero(dk_pre, S * KD);
         LP_TRY(lp_rope_backward(dq_pre, bw->dq, m->ix.sel_pos, 1, S, H, D, theta));
         LP_TRY(lp_rope_backward(dk_pre, bw->dks, m->ix.sel_pos, 1, S, c->n_kv_heads, D, theta));
-        LP_TRY(lp_nn_linear_backward(L->q, bw->dxn, dq_pre, bw->xn, S));
-        LP_TRY(lp_nn_linear_backward(L->k, bw->dxn, dk_pre, bw->xn, S));
-        LP_TRY(lp_nn_linear_backward(L->v, bw->dxn, bw->dvs, bw->xn, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->q, bw->dxn, dq_pre, bw->xn, m->ix.sel, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->k, bw->dxn, dk_pre, bw->xn, m->ix.sel, S));
+        LP_TRY(lp_nn_linear_backward_ids(L->v, bw->dxn, bw->dvs, bw->xn, m->ix.sel, S));
     }
     LP_TRY(lp_tf_norm_bwd(m, bw->dx, bw->dxn, s->x_in, s->mean1, s->rstd1, L->ln1_w, L->ln1_b, S));
     return LP_OK;
@@ -120,23 +120,23 @@ static lp_status encoder_layer_bwd(lp_transformer *m, int64_t l, lp_tf_bwd *bw)
     LP_TRY(lp_tf_norm_recompute(m, bw->xn, s->x_mid, s->mean1, s->rstd1, L->ln1_w, L->ln1_b, S));
     LP_TRY(lp_gelu_erf_forward(bw->act, s->h1, S * I));
     zero(bw->dh1, S * I);
-    LP_TRY(lp_nn_linear_backward(L->proj, bw->dh1, bw->dxn, bw->act, S));
+    LP_TRY(lp_nn_linear_backward_ids(L->proj, bw->dh1, bw->dxn, bw->act, m->ix.sel, S));
     zero(bw->dh2, S * I);
     LP_TRY(lp_gelu_erf_backward(bw->dh2, bw->dh1, s->h1, S * I));
     memcpy(bw->dx, bw->dxn, (size_t)(S * C) * sizeof(float));
-    LP_TRY(lp_nn_linear_backward(L->fc, bw->dx, bw->dh2, bw->xn, S));
+    LP_TRY(lp_nn_linear_backward_ids(L->fc, bw->dx, bw->dh2, bw->xn, m->ix.sel, S));
     /* attention.output.LayerNorm: dh -> ds1 (dxn) */
     zero(bw->dxn, S * C);
     LP_TRY(lp_tf_norm_bwd(m, bw->dxn, bw->dx, s->x_mid, s->mean1, s->rstd1, L->ln1_w, L->ln1_b, S));
     /* s1 = x + o(att) */
     memcpy(bw->dx, bw->dxn, (size_t)(S * C) * sizeof(float));
     zero(bw->datt, S * QD);
-    LP_TRY(lp_nn_linear_backward(L->o, bw->datt, bw->dxn, s->att, S));
+    LP_TRY(lp_nn_linear_backward_ids(L->o, bw->datt, bw->dxn, s->att, m->ix.sel, S));
     zero(bw->dq, S * QD);
     LP_TRY(attention_bwd(m, s, bw, bw->datt, bw->dq, bw->dks, bw->dvs));
-    LP_TRY(lp_nn_linear_backward(L->q, bw->dx, bw->dq, s->x_in, S));
-    LP_TRY(lp_nn_linear_backward(L->k, bw->dx, bw->dks, s->x_in, S));
-    LP_TRY(lp_nn_linear_backward(L->v, bw->dx, bw->dvs, s->x_in, S));
+    LP_TRY(lp_nn_linear_backward_ids(L->q, bw->dx, bw->dq, s->x_in, m->ix.sel, S));
+    LP_TRY(lp_nn_linear_backward_ids(L->k, bw->dx, bw->dks, s->x_in, m->ix.sel, S));
+    LP_TRY(lp_nn_linear_backward_ids(L->v, bw->dx, bw->dvs, s->x_in, m->ix.sel, S));
     return LP_OK;
 }
 

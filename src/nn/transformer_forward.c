@@ -32,7 +32,7 @@ int64_t lp_tf_head_chunk(const lp_transformer_config *c, int64_t R)
 {
     int64_t rc = ((int64_t)1 << 22) / c->vocab_size;
     if (rc < 16) rc = 16;
-    if (c->arch == LP_ARCH_BERT) rc = R;
+    if (lp_tf_is_cls(c)) rc = R;
     return rc < R ? rc : (R > 0 ? R : 1);
 }
 
@@ -109,6 +109,8 @@ void lp_tf_carve_fwd(lp_tf_carver *cv, const lp_transformer_config *c, int64_t B
     f->mean = lp_tf_carve(cv, F(N));
     f->rstd = lp_tf_carve(cv, F(N));
     f->pos = lp_tf_carve(cv, I32(N));
+    f->row_ids = lp_tf_carve(cv, (size_t)N * sizeof(int64_t));
+    f->cls_ids = lp_tf_carve(cv, (size_t)B * sizeof(int64_t));
     int64_t rc = lp_tf_head_chunk(c, R);
     f->xf = lp_tf_carve(cv, F(R * C));
     f->xnf = lp_tf_carve(cv, F(R * C));
@@ -116,7 +118,7 @@ void lp_tf_carve_fwd(lp_tf_carver *cv, const lp_transformer_config *c, int64_t B
     f->hmean = lp_tf_carve(cv, F(R));
     f->hrstd = lp_tf_carve(cv, F(R));
     f->tgt = lp_tf_carve(cv, I32(R));
-    f->logits = lp_tf_carve(cv, F(rc * (c->arch == LP_ARCH_BERT ? c->num_labels : c->vocab_size)));
+    f->logits = lp_tf_carve(cv, F(rc * (lp_tf_is_cls(c) ? c->num_labels : c->vocab_size)));
 }
 
 /* Backward scratch for S selected rows of sequences of T positions. */
@@ -293,7 +295,7 @@ static lp_status check_batch(const lp_transformer *m, const lp_transformer_batch
             if (b->token_type_ids[n] < 0 || b->token_type_ids[n] >= c->type_vocab_size)
                 return lp_error(LP_ERR_INVALID_ARG, "transformer forward: token_type_ids[%lld] = %d outside [0, %lld)",
                                 (long long)n, b->token_type_ids[n], (long long)c->type_vocab_size);
-    if (b->labels && c->arch == LP_ARCH_BERT)
+    if (b->labels && lp_tf_is_cls(c))
         for (int64_t i = 0; i < b->B; i++)
             if (b->labels[i] != LP_IGNORE_INDEX && (b->labels[i] < 0 || b->labels[i] >= c->num_labels))
                 return lp_error(LP_ERR_INVALID_ARG, "transformer forward: labels[%lld] = %d outside [0, %lld)",
@@ -301,13 +303,31 @@ static lp_status check_batch(const lp_transformer *m, const lp_transformer_batch
     return LP_OK;
 }
 
+/* Position of sequence i's last real token (T-1 without a mask, 0 without any token). */
+static int64_t last_real(const lp_transformer_batch *b, int64_t i)
+{
+    if (!b->attention_mask) return b->T - 1;
+    for (int64_t t = b->T - 1; t > 0; t--)
+        if (b->attention_mask[i * b->T + t]) return t;
+    return 0;
+}
+
+/* Position every selection includes in sequence i: BERT's [CLS], a decoder
+ * classifier's last real token; -1 for none. */
+static int64_t forced_row(const lp_transformer *m, const lp_transformer_batch *b, int64_t i)
+{
+    if (m->cfg.arch == LP_ARCH_BERT) return 0;
+    return lp_tf_is_dec_cls(&m->cfg) ? last_real(b, i) : -1;
+}
+
 static int64_t count_selected(const lp_transformer *m, const lp_transformer_batch *b)
 {
     if (!b->selected) return b->B * b->T;
     int64_t S = 0;
-    for (int64_t i = 0; i < b->B; i++)
-        for (int64_t t = 0; t < b->T; t++)
-            S += b->selected[i * b->T + t] || (m->cfg.arch == LP_ARCH_BERT && t == 0);
+    for (int64_t i = 0; i < b->B; i++) {
+        int64_t fr = forced_row(m, b, i);
+        for (int64_t t = 0; t < b->T; t++) S += b->selected[i * b->T + t] || t == fr;
+    }
     return S;
 }
 
@@ -316,9 +336,10 @@ static void fill_index(const lp_transformer *m, const lp_transformer_batch *b, l
     int64_t s = 0;
     for (int64_t i = 0; i < b->B; i++) {
         ix->off[i] = s;
+        int64_t fr = b->selected ? forced_row(m, b, i) : -1;
         for (int64_t t = 0; t < b->T; t++) {
             int64_t n = i * b->T + t;
-            if (b->selected && !b->selected[n] && !(m->cfg.arch == LP_ARCH_BERT && t == 0)) continue;
+            if (b->selected && !b->selected[n] && t != fr) continue;
             ix->sel[s] = n;
             ix->sel_pos[s] = (int32_t)t;
             ix->sel_ids[s] = b->input_ids[n];
@@ -387,11 +408,11 @@ static lp_status layer_forward(lp_transformer *m, int64_t l, int64_t B, int64_t 
     if (s) lp_tf_gather(s->x_in, f->x, ix->sel, S, C);
 
     if (c->arch == LP_ARCH_BERT) {
-        LP_TRY(lp_nn_linear_forward(L->q, f->q, f->x, N));
-        LP_TRY(lp_nn_linear_forward(L->k, k, f->x, N));
-        LP_TRY(lp_nn_linear_forward(L->v, v, f->x, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->q, f->q, f->x, f->row_ids, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->k, k, f->x, f->row_ids, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->v, v, f->x, f->row_ids, N));
         LP_TRY(attention_all(m, B, T, f, k, v, ix, s));
-        LP_TRY(lp_nn_linear_forward(L->o, f->y, f->att, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->o, f->y, f->att, f->row_ids, N));
         LP_TRY(lp_residual_forward(f->y, f->y, f->x, N * C));
         if (s) lp_tf_gather(s->x_mid, f->y, ix->sel, S, C);
         LP_TRY(norm_fwd(m, f->x, f->mean, f->rstd, f->y, L->ln1_w, L->ln1_b, N));
@@ -399,10 +420,10 @@ static lp_status layer_forward(lp_transformer *m, int64_t l, int64_t B, int64_t 
             gather_scalar(s->mean1, f->mean, ix->sel, S);
             gather_scalar(s->rstd1, f->rstd, ix->sel, S);
         }
-        LP_TRY(lp_nn_linear_forward(L->fc, f->h1, f->x, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->fc, f->h1, f->x, f->row_ids, N));
         if (s) lp_tf_gather(s->h1, f->h1, ix->sel, S, I);
         LP_TRY(lp_gelu_erf_forward(f->h1, f->h1, N * I));
-        LP_TRY(lp_nn_linear_forward(L->proj, f->y, f->h1, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->proj, f->y, f->h1, f->row_ids, N));
         LP_TRY(lp_residual_forward(f->y, f->y, f->x, N * C));
         if (s) lp_tf_gather(s->x_out, f->y, ix->sel, S, C);
         LP_TRY(norm_fwd(m, f->x, f->mean, f->rstd, f->y, L->ln2_w, L->ln2_b, N));
@@ -420,17 +441,17 @@ static lp_status layer_forward(lp_transformer *m, int64_t l, int64_t B, int64_t 
         gather_scalar(s->rstd1, f->rstd, ix->sel, S);
     }
     if (c->arch == LP_ARCH_GPT2) {
-        LP_TRY(lp_nn_linear_forward(L->qkv, f->qkv, f->xn, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->qkv, f->qkv, f->xn, f->row_ids, N));
         split_qkv(f->q, k, v, f->qkv, N, QD, KD);
     } else {
-        LP_TRY(lp_nn_linear_forward(L->q, f->q, f->xn, N));
-        LP_TRY(lp_nn_linear_forward(L->k, k, f->xn, N));
-        LP_TRY(lp_nn_linear_forward(L->v, v, f->xn, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->q, f->q, f->xn, f->row_ids, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->k, k, f->xn, f->row_ids, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->v, v, f->xn, f->row_ids, N));
         LP_TRY(lp_rope_forward(f->q, f->q, f->pos, B, T, c->n_heads, c->head_dim, (float)c->rope_theta));
         LP_TRY(lp_rope_forward(k, k, f->pos, B, T, c->n_kv_heads, c->head_dim, (float)c->rope_theta));
     }
     LP_TRY(attention_all(m, B, T, f, k, v, ix, s));
-    LP_TRY(lp_nn_linear_forward(L->o, f->y, f->att, N));
+    LP_TRY(lp_nn_linear_forward_ids(L->o, f->y, f->att, f->row_ids, N));
     LP_TRY(lp_residual_forward(f->x, f->x, f->y, N * C));
     if (s) lp_tf_gather(s->x_mid, f->x, ix->sel, S, C);
     LP_TRY(norm_fwd(m, f->xn, f->mean, f->rstd, f->x, L->ln2_w, L->ln2_b, N));
@@ -439,19 +460,19 @@ static lp_status layer_forward(lp_transformer *m, int64_t l, int64_t B, int64_t 
         gather_scalar(s->rstd2, f->rstd, ix->sel, S);
     }
     if (c->arch == LP_ARCH_GPT2) {
-        LP_TRY(lp_nn_linear_forward(L->fc, f->h1, f->xn, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->fc, f->h1, f->xn, f->row_ids, N));
         if (s) lp_tf_gather(s->h1, f->h1, ix->sel, S, I);
         LP_TRY(lp_gelu_tanh_forward(f->h1, f->h1, N * I));
-        LP_TRY(lp_nn_linear_forward(L->proj, f->y, f->h1, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->proj, f->y, f->h1, f->row_ids, N));
     } else {
-        LP_TRY(lp_nn_linear_forward(L->gate, f->h1, f->xn, N));
-        LP_TRY(lp_nn_linear_forward(L->up, f->h2, f->xn, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->gate, f->h1, f->xn, f->row_ids, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->up, f->h2, f->xn, f->row_ids, N));
         if (s) {
             lp_tf_gather(s->h1, f->h1, ix->sel, S, I);
             lp_tf_gather(s->h2, f->h2, ix->sel, S, I);
         }
         LP_TRY(lp_swiglu_forward(f->h1, f->h1, f->h2, N * I));
-        LP_TRY(lp_nn_linear_forward(L->down, f->y, f->h1, N));
+        LP_TRY(lp_nn_linear_forward_ids(L->down, f->y, f->h1, f->row_ids, N));
     }
     LP_TRY(lp_residual_forward(f->x, f->x, f->y, N * C));
     return LP_OK;
@@ -484,7 +505,7 @@ static lp_status lm_head(lp_transformer *m, const lp_transformer_batch *b, const
     int64_t rc = lp_tf_head_chunk(c, R);
     for (int64_t r0 = 0; r0 < R; r0 += rc) {
         int64_t n = R - r0 < rc ? R - r0 : rc;
-        LP_TRY(lp_nn_linear_forward(m->head, f->logits, f->xnf + r0 * C, n));
+        LP_TRY(lp_nn_linear_forward_ids(m->head, f->logits, f->xnf + r0 * C, ix->sel + r0, n));
         if (o && o->logits) memcpy(o->logits + r0 * V, f->logits, (size_t)(n * V) * sizeof(float));
         if (!b->labels) continue;
         float lc;
@@ -493,7 +514,7 @@ static lp_status lm_head(lp_transformer *m, const lp_transformer_batch *b, const
         *loss_sum += (double)lc * (double)cc;
         if (!do_grad || cc == 0) continue;
         LP_TRY(lp_crossentropy_backward(f->logits, f->logits, f->lse, f->tgt + r0, count, scale, n, V, LP_IGNORE_INDEX));
-        LP_TRY(lp_nn_linear_backward(m->head, f->dxnf + r0 * C, f->logits, f->xnf + r0 * C, n));
+        LP_TRY(lp_nn_linear_backward_ids(m->head, f->dxnf + r0 * C, f->logits, f->xnf + r0 * C, ix->sel + r0, n));
     }
     if (g) {
         memset(m->top.d_top, 0, (size_t)(R * C) * sizeof(float));
@@ -509,10 +530,13 @@ static lp_status cls_head(lp_transformer *m, const lp_transformer_batch *b, cons
 {
     const lp_transformer_config *c = &m->cfg;
     int64_t B = b->B, T = b->T, C = c->hidden_size, NL = c->num_labels;
-    for (int64_t i = 0; i < B; i++) memcpy(f->xf + i * C, f->x + i * T * C, (size_t)C * sizeof(float));
-    LP_TRY(lp_nn_linear_forward(m->pooler, f->xnf, f->xf, B));
+    for (int64_t i = 0; i < B; i++) {
+        memcpy(f->xf + i * C, f->x + i * T * C, (size_t)C * sizeof(float));
+        f->cls_ids[i] = i * T;
+    }
+    LP_TRY(lp_nn_linear_forward_ids(m->pooler, f->xnf, f->xf, f->cls_ids, B));
     for (int64_t k = 0; k < B * C; k++) f->xnf[k] = tanhf(f->xnf[k]);
-    LP_TRY(lp_nn_linear_forward(m->head, f->logits, f->xnf, B));
+    LP_TRY(lp_nn_linear_forward_ids(m->head, f->logits, f->xnf, f->cls_ids, B));
     if (o && o->logits) memcpy(o->logits, f->logits, (size_t)(B * NL) * sizeof(float));
     m->n_counted = 0;
     if (g) memset(m->top.d_top, 0, (size_t)(ix->off[B] * C) * sizeof(float));
@@ -526,15 +550,55 @@ static lp_status cls_head(lp_transformer *m, const lp_transformer_batch *b, cons
     float scale = (o && o->grad_scale != 0.0f) ? o->grad_scale : 1.0f;
     LP_TRY(lp_crossentropy_backward(f->logits, f->logits, NULL, b->labels, cc, scale, B, NL, LP_IGNORE_INDEX));
     memset(f->dxnf, 0, (size_t)(B * C) * sizeof(float));
-    LP_TRY(lp_nn_linear_backward(m->head, f->dxnf, f->logits, f->xnf, B));
+    LP_TRY(lp_nn_linear_backward_ids(m->head, f->dxnf, f->logits, f->xnf, f->cls_ids, B));
     for (int64_t k = 0; k < B * C; k++) f->dxnf[k] *= 1.0f - f->xnf[k] * f->xnf[k];
     /* d pooler input -> d [CLS] rows of the last layer's output */
     float *dcls = f->y; /* (B,C) free at this point */
     memset(dcls, 0, (size_t)(B * C) * sizeof(float));
-    LP_TRY(lp_nn_linear_backward(m->pooler, dcls, f->dxnf, f->xf, B));
+    LP_TRY(lp_nn_linear_backward_ids(m->pooler, dcls, f->dxnf, f->xf, f->cls_ids, B));
     for (int64_t i = 0; i < B; i++) {
         int64_t r = ix->off[i]; /* [CLS] is the first selected row of each sequence */
         memcpy(m->top.d_top + r * C, dcls + i * C, (size_t)C * sizeof(float));
+    }
+    return LP_OK;
+}
+
+/* Decoder classifier (HF *ForSequenceClassification): final norm and score on
+ * each sequence's last real token; with g their gradients and d_top at those rows. */
+static lp_status score_head(lp_transformer *m, const lp_transformer_batch *b, const lp_transformer_forward_opts *o,
+                            lp_tf_fwd *f, const lp_tf_index *ix, int g, double *loss_sum)
+{
+    const lp_transformer_config *c = &m->cfg;
+    int64_t B = b->B, T = b->T, C = c->hidden_size, NL = c->num_labels;
+    int64_t R = ix->off[B];
+    for (int64_t i = 0; i < B; i++) {
+        int64_t t = last_real(b, i);
+        memcpy(f->xf + i * C, f->x + (i * T + t) * C, (size_t)C * sizeof(float));
+    }
+    LP_TRY(norm_fwd(m, f->xnf, f->hmean, f->hrstd, f->xf, m->lnf_w, m->lnf_b, B));
+    LP_TRY(lp_nn_linear_forward(m->head, f->logits, f->xnf, B));
+    if (o && o->logits) memcpy(o->logits, f->logits, (size_t)(B * NL) * sizeof(float));
+    m->n_counted = 0;
+    if (g) memset(m->top.d_top, 0, (size_t)(R * C) * sizeof(float));
+    if (!b->labels) return LP_OK;
+    float lc;
+    int64_t cc;
+    LP_TRY(lp_crossentropy_forward(&lc, &cc, NULL, f->logits, b->labels, B, NL, LP_IGNORE_INDEX));
+    *loss_sum = (double)lc * (double)cc;
+    m->n_counted = cc;
+    if (!g || cc == 0) return LP_OK;
+    float scale = (o && o->grad_scale != 0.0f) ? o->grad_scale : 1.0f;
+    LP_TRY(lp_crossentropy_backward(f->logits, f->logits, NULL, b->labels, cc, scale, B, NL, LP_IGNORE_INDEX));
+    memset(f->dxnf, 0, (size_t)(B * C) * sizeof(float));
+    LP_TRY(lp_nn_linear_backward(m->head, f->dxnf, f->logits, f->xnf, B));
+    float *dxf = f->y; /* (B,C) free at this point */
+    memset(dxf, 0, (size_t)(B * C) * sizeof(float));
+    LP_TRY(lp_tf_norm_bwd(m, dxf, f->dxnf, f->xf, f->hmean, f->hrstd, m->lnf_w, m->lnf_b, B));
+    for (int64_t i = 0; i < B; i++) { /* the last real token is a selected row (fill_index forces it) */
+        int64_t t = last_real(b, i), r = ix->off[i];
+        while (r < ix->off[i + 1] && ix->sel_pos[r] != t) r++;
+        if (r == ix->off[i + 1]) return lp_error(LP_ERR_INTERNAL, "score head: sequence %lld: last token not selected", (long long)i);
+        memcpy(m->top.d_top + r * C, dxf + i * C, (size_t)C * sizeof(float));
     }
     return LP_OK;
 }
@@ -572,12 +636,17 @@ lp_status lp_transformer_forward(lp_transformer *m, const lp_transformer_batch *
     if (!g) ix = f.ix;
     fill_index(m, b, &ix);
     for (int64_t i = 0; i < B; i++)
-        for (int64_t t = 0; t < T; t++) f.pos[i * T + t] = (int32_t)t;
+        for (int64_t t = 0; t < T; t++) {
+            f.pos[i * T + t] = (int32_t)t;
+            f.row_ids[i * T + t] = i * T + t;
+        }
     double loss_sum = 0.0;
     st = embed(m, b, &f, &ix, g);
     for (int64_t l = 0; st == LP_OK && l < c->n_layers; l++) st = layer_forward(m, l, B, T, &f, &ix, g);
     if (st == LP_OK)
-        st = c->arch == LP_ARCH_BERT ? cls_head(m, b, o, &f, &ix, g, &loss_sum) : lm_head(m, b, o, &f, &ix, g, &loss_sum);
+        st = c->arch == LP_ARCH_BERT ? cls_head(m, b, o, &f, &ix, g, &loss_sum)
+           : lp_tf_is_dec_cls(c)    ? score_head(m, b, o, &f, &ix, g, &loss_sum)
+                                    : lm_head(m, b, o, &f, &ix, g, &loss_sum);
     if (st != LP_OK) {
         lp_tf_free_saved(m);
         return st;
@@ -586,7 +655,7 @@ lp_status lp_transformer_forward(lp_transformer *m, const lp_transformer_batch *
     m->T = T;
     m->S = S;
     m->ix = ix;
-    m->n_head_rows = c->arch == LP_ARCH_BERT ? B : S;
+    m->n_head_rows = lp_tf_is_cls(c) ? B : S;
     m->have_saved = g;
     if (loss) *loss = m->n_counted > 0 ? (float)(loss_sum / (double)m->n_counted) : 0.0f;
     return LP_OK;

@@ -54,6 +54,8 @@ typedef struct {
     lp_tf_index ix;     /* only without need_grad (else in the arena) */
     float *x, *xn, *qkv, *q, *k, *v, *att, *lse, *y, *h1, *h2, *mean, *rstd;
     int32_t *pos;
+    int64_t *row_ids;   /* (N) b*T + t, handed to adapter hooks */
+    int64_t *cls_ids;   /* (B) BERT [CLS] rows */
     float *xf, *xnf, *dxnf, *hmean, *hrstd, *logits;
     int32_t *tgt;
 } lp_tf_fwd;
@@ -94,6 +96,11 @@ struct lp_transformer {
     lp_tf_saved *saved;     /* (L) pointers into the arena */
     lp_tf_top top;
 };
+
+/* Classifier head (BERT, or a decoder with LP_TASK_SEQ_CLS): (B, num_labels) logits, (B) labels. */
+static inline int lp_tf_is_cls(const lp_transformer_config *c) { return c->arch == LP_ARCH_BERT || c->task == LP_TASK_SEQ_CLS; }
+/* Decoder classifier: score head on each sequence's last real token. */
+static inline int lp_tf_is_dec_cls(const lp_transformer_config *c) { return c->arch != LP_ARCH_BERT && c->task == LP_TASK_SEQ_CLS; }
 
 /* Parameter/linear registration (transformer_params.c). */
 lp_param *lp_tf_add_param(lp_transformer *m, const char *name, int ndim, int64_t d0, int64_t d1, int transposed);

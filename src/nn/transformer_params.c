@@ -12,6 +12,16 @@
 
 lp_status lp_nn_linear_forward(const lp_nn_linear *l, float *y, const float *x, int64_t N)
 {
+    return lp_nn_linear_forward_ids(l, y, x, NULL, N);
+}
+
+lp_status lp_nn_linear_backward(const lp_nn_linear *l, float *dx, const float *dy, const float *x, int64_t N)
+{
+    return lp_nn_linear_backward_ids(l, dx, dy, x, NULL, N);
+}
+
+lp_status lp_nn_linear_forward_ids(const lp_nn_linear *l, float *y, const float *x, const int64_t *ids, int64_t N)
+{
     if (!l || !y || !x) return lp_error(LP_ERR_INVALID_ARG, "lp_nn_linear_forward: NULL argument");
     const lp_linear_hooks *h = l->hooks;
     const float *b = l->bias ? l->bias->data : NULL;
@@ -23,11 +33,13 @@ lp_status lp_nn_linear_forward(const lp_nn_linear *l, float *y, const float *x, 
             return lp_error(LP_ERR_INVALID_ARG, "linear %s: no weight data and no base_forward hook", l->name);
         LP_TRY(lp_linear_forward(y, x, l->weight->data, b, N, l->in, l->out));
     }
-    if (h && h->forward) LP_TRY(h->forward(h->ctx, y, x, N, l->in, l->out));
+    if (h && h->forward_ids) LP_TRY(h->forward_ids(h->ctx, y, x, ids, N, l->in, l->out));
+    else if (h && h->forward) LP_TRY(h->forward(h->ctx, y, x, N, l->in, l->out));
     return LP_OK;
 }
 
-lp_status lp_nn_linear_backward(const lp_nn_linear *l, float *dx, const float *dy, const float *x, int64_t N)
+lp_status lp_nn_linear_backward_ids(const lp_nn_linear *l, float *dx, const float *dy, const float *x,
+                                    const int64_t *ids, int64_t N)
 {
     if (!l || !dy) return lp_error(LP_ERR_INVALID_ARG, "lp_nn_linear_backward: NULL argument");
     if (N == 0) return LP_OK;
@@ -42,7 +54,8 @@ lp_status lp_nn_linear_backward(const lp_nn_linear *l, float *dx, const float *d
             return lp_error(LP_ERR_INVALID_ARG, "linear %s: no weight data and no base_backward hook", l->name);
         LP_TRY(lp_linear_backward(dx, dW, db, dy, x, l->weight->data, N, l->in, l->out));
     }
-    if (h && h->backward) LP_TRY(h->backward(h->ctx, dx, dy, x, N, l->in, l->out));
+    if (h && h->backward_ids) LP_TRY(h->backward_ids(h->ctx, dx, dy, x, ids, N, l->in, l->out));
+    else if (h && h->backward) LP_TRY(h->backward(h->ctx, dx, dy, x, N, l->in, l->out));
     return LP_OK;
 }
 
@@ -154,7 +167,8 @@ static lp_status build_gpt2(lp_transformer *m)
     }
     LP_TRY((m->lnf_w = add_norm(m, "transformer.ln_f.weight", C)) ? LP_OK : LP_ERR_NOMEM);
     LP_TRY((m->lnf_b = add_norm(m, "transformer.ln_f.bias", C)) ? LP_OK : LP_ERR_NOMEM);
-    m->head = add_linear(m, "lm_head", C, c->vocab_size, 0, 0, c->tie_word_embeddings ? m->wte : NULL);
+    m->head = c->task == LP_TASK_SEQ_CLS ? add_linear(m, "score", C, c->num_labels, 0, 0, NULL)
+                                         : add_linear(m, "lm_head", C, c->vocab_size, 0, 0, c->tie_word_embeddings ? m->wte : NULL);
     return m->head ? LP_OK : LP_ERR_NOMEM;
 }
 
@@ -186,7 +200,8 @@ static lp_status build_llama(lp_transformer *m)
         LP_TRY((L->down = add_linear(m, n, I, C, c->mlp_bias, 0, NULL)) ? LP_OK : LP_ERR_NOMEM);
     }
     LP_TRY((m->lnf_w = add_norm(m, "model.norm.weight", C)) ? LP_OK : LP_ERR_NOMEM);
-    m->head = add_linear(m, "lm_head", C, c->vocab_size, 0, 0, c->tie_word_embeddings ? m->wte : NULL);
+    m->head = c->task == LP_TASK_SEQ_CLS ? add_linear(m, "score", C, c->num_labels, 0, 0, NULL)
+                                         : add_linear(m, "lm_head", C, c->vocab_size, 0, 0, c->tie_word_embeddings ? m->wte : NULL);
     return m->head ? LP_OK : LP_ERR_NOMEM;
 }
 
@@ -269,6 +284,39 @@ void lp_transformer_free(lp_transformer *m)
 }
 
 const lp_transformer_config *lp_transformer_get_config(const lp_transformer *m) { return m ? &m->cfg : NULL; }
+lp_status lp_transformer_add_cls_head(lp_transformer *m, int64_t num_labels, uint64_t seed)
+{
+    static const char fn[] = "lp_transformer_add_cls_head";
+    if (!m) return lp_error(LP_ERR_INVALID_ARG, "%s: NULL model", fn);
+    lp_transformer_config *c = &m->cfg;
+    if (c->arch == LP_ARCH_BERT || c->task != LP_TASK_CAUSAL_LM)
+        return lp_error(LP_ERR_INVALID_ARG, "%s: %s is already a classifier", fn, c->model_type);
+    if (num_labels < 2 || num_labels >= ((int64_t)1 << 31))
+        return lp_error(LP_ERR_INVALID_ARG, "%s: num_labels %lld (need >= 2)", fn, (long long)num_labels);
+    /* the head is the last linear; an untied lm_head weight is the last parameter */
+    lp_nn_linear *h = m->head;
+    if (h != &m->linears[m->n_linears - 1] ||
+        (h->weight != m->wte && h->weight != &m->params[m->n_params - 1]))
+        return lp_error(LP_ERR_INTERNAL, "%s: unexpected head layout", fn);
+    lp_transformer_release_buffers(m);
+    if (h->weight != m->wte) {
+        lp_free(h->weight->data);
+        lp_free(h->weight->grad);
+        m->n_params--;
+    }
+    m->n_linears--;
+    c->task = LP_TASK_SEQ_CLS;
+    c->num_labels = num_labels;
+    m->head = add_linear(m, "score", c->hidden_size, num_labels, 0, 0, NULL);
+    if (!m->head) return lp_error_context(LP_ERR_NOMEM, "%s", fn);
+    lp_rng r;
+    lp_rng_seed(&r, seed);
+    lp_rng_fill_normal(&r, m->head->weight->data, (size_t)m->head->weight->numel, 0.0f, 0.02f);
+    free(m->hf_config_text); /* config.json is generated again on save */
+    m->hf_config_text = NULL;
+    return LP_OK;
+}
+
 int lp_transformer_n_params(const lp_transformer *m) { return m ? m->n_params : 0; }
 lp_param *lp_transformer_param(lp_transformer *m, int i) { return m && i >= 0 && i < m->n_params ? &m->params[i] : NULL; }
 int lp_transformer_n_linears(const lp_transformer *m) { return m ? m->n_linears : 0; }
