@@ -365,6 +365,30 @@ static void test_spmm_kernel(void **state)
         free(yt);
     }
     assert_int_equal(lp_spmm(y, g->indptr, g->indices, NULL, NULL, NULL, s, x, n, n + 1, d, 0), LP_ERR_INVALID_ARG);
+    /* a wide, short right-hand side (sparse features x weights): rows > cols, d = 128 + 5 (blocked + rest) */
+    {
+        const int64_t R = 50, F = 7, W = 133;
+        int64_t ip[51], ix[200];
+        float vv[200];
+        int64_t k = 0;
+        ip[0] = 0;
+        for (int64_t i = 0; i < R; i++) {
+            for (int64_t f = 0; f < F; f++)
+                if ((i + f) % 3 == 0) { ix[k] = f; vv[k] = lp_rng_normal(&rng); k++; }
+            ip[i + 1] = k;
+        }
+        lp_csr *m;
+        LP_ASSERT_OK(lp_csr_from_arrays(&m, R, F, ip, ix, vv, k, "wide"));
+        float *w = malloc(sizeof(float) * F * W), *o = malloc(sizeof(float) * R * W);
+        double *orf = malloc(sizeof(double) * R * W);
+        lp_test_randn(&rng, w, (size_t)(F * W));
+        for (int64_t q = 0; q < R * W; q++) o[q] = 2.0f;
+        LP_ASSERT_OK(lp_spmm(o, m->indptr, m->indices, m->values, NULL, NULL, NULL, w, R, F, W, 0.5f));
+        spmm_ref(orf, m->indptr, m->indices, m->values, NULL, NULL, NULL, w, R, W);
+        for (int64_t q = 0; q < R * W; q++) LP_ASSERT_CLOSE(o[q], orf[q] + 1.0, 1e-4, 1e-4, "wide spmm, beta 0.5");
+        free(w); free(o); free(orf);
+        lp_csr_free(m);
+    }
     free(x); free(y); free(vals); free(r); free(c); free(s); free(yr);
     lp_graph_free(g);
 }
