@@ -59,6 +59,7 @@ void lp_transformer_config_default(lp_transformer_config *cfg, lp_arch arch)
         cfg->norm_eps = 1e-12;
         cfg->qkv_bias = cfg->o_bias = cfg->mlp_bias = 1;
         cfg->pad_token_id = 0;
+        cfg->task = LP_TASK_SEQ_CLS;
         break;
     }
 }
@@ -101,7 +102,11 @@ lp_status lp_transformer_config_validate(const lp_transformer_config *c)
             return lp_error(LP_ERR_UNSUPPORTED, "transformer config: num_labels %lld (classification needs >= 2)",
                             (long long)c->num_labels);
     }
-    if (c->tie_word_embeddings && c->arch == LP_ARCH_BERT) return LP_OK;
+    if (c->task != LP_TASK_CAUSAL_LM && c->task != LP_TASK_SEQ_CLS)
+        return lp_error(LP_ERR_INVALID_ARG, "transformer config: bad task %d", (int)c->task);
+    if (c->arch != LP_ARCH_BERT && c->task == LP_TASK_SEQ_CLS && (c->num_labels < 2 || c->num_labels >= lim))
+        return lp_error(LP_ERR_UNSUPPORTED, "transformer config: num_labels %lld (classification needs >= 2)",
+                        (long long)c->num_labels);
     return LP_OK;
 }
 
@@ -163,6 +168,27 @@ static lp_status jtoken(const cJSON *o, const char *key, int64_t *out, const cha
     if (!cJSON_IsNumber(v)) return lp_error(LP_ERR_FORMAT, "%s: \"%s\" must be a token id", path, key);
     *out = (int64_t)v->valuedouble;
     return LP_OK;
+}
+
+/* num_labels (from id2label, default 2) and problem_type of a classifier. */
+static lp_status parse_labels(lp_transformer_config *c, const cJSON *j, const char *path)
+{
+    const cJSON *id2 = jget(j, "id2label");
+    int64_t nl = 2;
+    if (id2 && cJSON_IsObject(id2)) nl = cJSON_GetArraySize(id2);
+    LP_TRY(jint(j, "num_labels", nl, &c->num_labels, path));
+    const char *pt = jstr(j, "problem_type");
+    if (pt && strcmp(pt, "single_label_classification"))
+        return lp_error(LP_ERR_UNSUPPORTED, "%s: problem_type \"%s\" not supported", path, pt);
+    return LP_OK;
+}
+
+/* GPT-2 / Llama: "*ForSequenceClassification" -> a score head. */
+static lp_status parse_task(lp_transformer_config *c, const cJSON *j, const char *path, const char *arch0)
+{
+    if (!arch0 || !strstr(arch0, "ForSequenceClassification")) return LP_OK;
+    c->task = LP_TASK_SEQ_CLS;
+    return parse_labels(c, j, path);
 }
 
 static lp_status parse_gpt2(lp_transformer_config *c, const cJSON *j, const char *path)
@@ -274,13 +300,7 @@ static lp_status parse_bert(lp_transformer_config *c, const cJSON *j, const char
     const char *pe = jstr(j, "position_embedding_type");
     if (pe && strcmp(pe, "absolute"))
         return lp_error(LP_ERR_UNSUPPORTED, "%s: position_embedding_type \"%s\" not supported", path, pe);
-    const cJSON *id2 = jget(j, "id2label");
-    int64_t nl = 2;
-    if (id2 && cJSON_IsObject(id2)) nl = cJSON_GetArraySize(id2);
-    LP_TRY(jint(j, "num_labels", nl, &c->num_labels, path));
-    const char *pt = jstr(j, "problem_type");
-    if (pt && strcmp(pt, "single_label_classification"))
-        return lp_error(LP_ERR_UNSUPPORTED, "%s: problem_type \"%s\" not supported", path, pt);
+    LP_TRY(parse_labels(c, j, path));
     c->tie_word_embeddings = 0; /* no LM head in sequence classification */
     return LP_OK;
 }
@@ -304,8 +324,10 @@ lp_status lp_transformer_config_parse(lp_transformer_config *cfg, const char *js
         st = lp_error(LP_ERR_FORMAT, "%s: missing \"model_type\"", path);
     } else if (!strcmp(mt, "gpt2")) {
         st = parse_gpt2(cfg, j, path);
+        if (st == LP_OK) st = parse_task(cfg, j, path, arch0);
     } else if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2")) {
         st = parse_llama(cfg, j, path, mt);
+        if (st == LP_OK) st = parse_task(cfg, j, path, arch0);
     } else if (!strcmp(mt, "bert")) {
         if (arch0 && strcmp(arch0, "BertForSequenceClassification"))
             st = lp_error(LP_ERR_UNSUPPORTED, "%s: architecture \"%s\" not supported (BertForSequenceClassification only)",
@@ -348,10 +370,12 @@ lp_status lp_transformer_config_to_json(const lp_transformer_config *c, const ch
     if (!torch_dtype) torch_dtype = "float32";
     cJSON *j = cJSON_CreateObject(), *a = cJSON_CreateArray();
     if (!j || !a) { cJSON_Delete(j); cJSON_Delete(a); return lp_error(LP_ERR_NOMEM, "config json"); }
-    const char *archname = c->arch == LP_ARCH_GPT2 ? "GPT2LMHeadModel"
-                         : c->arch == LP_ARCH_BERT ? "BertForSequenceClassification"
-                         : !strcmp(c->model_type, "mistral") ? "MistralForCausalLM"
-                         : !strcmp(c->model_type, "qwen2") ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
+    int cls = c->arch == LP_ARCH_BERT || c->task == LP_TASK_SEQ_CLS;
+    const char *archname = c->arch == LP_ARCH_BERT ? "BertForSequenceClassification"
+                         : c->arch == LP_ARCH_GPT2 ? (cls ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel")
+                         : !strcmp(c->model_type, "mistral") ? (cls ? "MistralForSequenceClassification" : "MistralForCausalLM")
+                         : !strcmp(c->model_type, "qwen2") ? (cls ? "Qwen2ForSequenceClassification" : "Qwen2ForCausalLM")
+                         : cls ? "LlamaForSequenceClassification" : "LlamaForCausalLM";
     cJSON_AddItemToArray(a, cJSON_CreateString(archname));
     cJSON_AddItemToObject(j, "architectures", a);
     cJSON_AddStringToObject(j, "model_type", c->model_type[0] ? c->model_type : "llama");
@@ -399,6 +423,8 @@ lp_status lp_transformer_config_to_json(const lp_transformer_config *c, const ch
         cJSON_AddNumberToObject(j, "hidden_dropout_prob", 0.1);
         cJSON_AddNumberToObject(j, "attention_probs_dropout_prob", 0.1);
         cJSON_AddStringToObject(j, "position_embedding_type", "absolute");
+    }
+    if (cls) {
         cJSON *id2 = cJSON_CreateObject(), *l2i = cJSON_CreateObject();
         for (int64_t i = 0; i < c->num_labels && id2 && l2i; i++) {
             char k[32], v[32];

@@ -27,7 +27,7 @@ lp_status lp_kv_cache_new(lp_kv_cache **out, const lp_transformer *m, int64_t ma
     if (!out || !m) return lp_error(LP_ERR_INVALID_ARG, "lp_kv_cache_new: NULL argument");
     *out = NULL;
     const lp_transformer_config *c = &m->cfg;
-    if (c->arch == LP_ARCH_BERT) return lp_error(LP_ERR_UNSUPPORTED, "KV cache: %s is not a causal model", c->model_type);
+    if (lp_tf_is_cls(c)) return lp_error(LP_ERR_UNSUPPORTED, "KV cache: this %s is not a causal LM", c->model_type);
     if (max_len <= 0 || max_len > (1 << 24)) return lp_error(LP_ERR_INVALID_ARG, "KV cache: bad length %lld", (long long)max_len);
     if (c->arch == LP_ARCH_GPT2 && max_len > c->max_positions) max_len = c->max_positions;
     lp_kv_cache *kc = calloc(1, sizeof *kc);
@@ -145,7 +145,7 @@ static lp_status decode_chunk(lp_transformer *m, lp_kv_cache *kc, const int32_t 
 lp_status lp_transformer_decode(lp_transformer *m, lp_kv_cache *kc, const int32_t *ids, int64_t n, float *logits_last)
 {
     if (!m || !kc || !ids || n <= 0) return lp_error(LP_ERR_INVALID_ARG, "lp_transformer_decode: bad argument");
-    if (m->cfg.arch == LP_ARCH_BERT) return lp_error(LP_ERR_UNSUPPORTED, "decode: %s is not a causal model", m->cfg.model_type);
+    if (lp_tf_is_cls(&m->cfg)) return lp_error(LP_ERR_UNSUPPORTED, "decode: this %s is not a causal LM", m->cfg.model_type);
     if (kc->n_layers != m->cfg.n_layers || kc->KD != m->cfg.n_kv_heads * m->cfg.head_dim)
         return lp_error(LP_ERR_INVALID_ARG, "decode: the KV cache was made for another model");
     if (kc->len + n > kc->max_len)
