@@ -3,6 +3,8 @@
 # closing "N passed, N failed, N skipped" line; exits non-zero on any failure
 # (including a binary that crashed or reported nothing).
 build=${1:-build}
+# idle OpenMP workers must not spin against OpenBLAS threads (see src/cli/main.c)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 passed=0; failed=0; skipped=0; broken=""
 log=$(mktemp)
 for t in "$build"/tests/test_*; do
