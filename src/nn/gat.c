@@ -10,11 +10,40 @@
  * through the transpose (dh, d att_src). */
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "leanprop/kernels/linear.h"
 #include "nn/gnn_internal.h"
 
 static inline float lrelu(float v, float slope) { return v > 0 ? v : v * slope; }
+
+static int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* 1 + the largest in-degree: the length of a row's softmax (self loop included) */
+static int64_t row_len_max(const lp_graph *g)
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < g->n_nodes; i++) m = g->indptr[i + 1] - g->indptr[i] > m ? g->indptr[i + 1] - g->indptr[i] : m;
+    return m + 1;
+}
 
 static inline float dot(const float *a, const float *b, int64_t n)
 {
@@ -72,31 +101,37 @@ lp_status lp_gat_forward(lp_gnn_layer *l, float *y, const lp_gnn_input *x, const
             as[n * H + k] = dot(h + n * HC + k * C, att_s + k * C, C);
             ad[n * H + k] = dot(h + n * HC + k * C, att_d + k * C, C);
         }
+    /* per-thread row buffer of softmax terms: each exp is computed once */
+    int64_t R = row_len_max(g);
+    float *tmp = lp_gnn__scratch_nz((int64_t)max_threads() * R);
+    if (!tmp) { st = lp_error_context(LP_ERR_NOMEM, "GAT forward"); goto done; }
 #pragma omp parallel for schedule(dynamic, 32) if ((ip[N] + N) * HC >= 65536)
     for (int64_t i = 0; i < N; i++) {
-        float *yi = y + i * D;
+        float *yi = y + i * D, *ev = tmp + (int64_t)thread_id() * R;
+        int64_t deg = ip[i + 1] - ip[i];
         memset(yi, 0, (size_t)D * sizeof(float));
         for (int64_t k = 0; k < H; k++) {
             float adi = ad[i * H + k];
-            float m = lrelu(as[i * H + k] + adi, slope);
-            for (int64_t e = ip[i]; e < ip[i + 1]; e++) {
-                float v = lrelu(as[ix[e] * H + k] + adi, slope);
-                m = v > m ? v : m;
+            ev[0] = lrelu(as[i * H + k] + adi, slope); /* q = 0: the self loop; q > 0: edge ip[i] + q - 1 */
+            float m = ev[0];
+            for (int64_t q = 1; q <= deg; q++) {
+                ev[q] = lrelu(as[ix[ip[i] + q - 1] * H + k] + adi, slope);
+                m = ev[q] > m ? ev[q] : m;
             }
-            double sum = exp((double)lrelu(as[i * H + k] + adi, slope) - m);
-            for (int64_t e = ip[i]; e < ip[i + 1]; e++) sum += exp((double)lrelu(as[ix[e] * H + k] + adi, slope) - m);
-            float L = m + (float)log(sum);
-            lse[i * H + k] = L;
+            float sum = 0;
+            for (int64_t q = 0; q <= deg; q++) { ev[q] = expf(ev[q] - m); sum += ev[q]; }
+            lse[i * H + k] = m + logf(sum);
             float *o = concat ? yi + k * C : yi;
-            float scale = concat ? 1.0f : 1.0f / (float)H;
-            for (int64_t e = ip[i] - 1; e < ip[i + 1]; e++) { /* e = ip[i] - 1: the self loop */
-                int64_t j = e < ip[i] ? i : ix[e];
-                float a = expf(lrelu(as[j * H + k] + adi, slope) - L) * scale;
+            float scale = (concat ? 1.0f : 1.0f / (float)H) / sum;
+            for (int64_t q = 0; q <= deg; q++) {
+                int64_t j = q == 0 ? i : ix[ip[i] + q - 1];
+                float a = ev[q] * scale;
                 const float *hj = h + j * HC + k * C;
                 for (int64_t c = 0; c < C; c++) o[c] += a * hj[c];
             }
         }
     }
+    lp_gnn__scratch_free(tmp);
     st = lp_bias_forward(y, l->p[3].data, N, D);
 done:
     if (!save) { lp_gnn__scratch_free(h); lp_gnn__scratch_free(as); lp_gnn__scratch_free(ad); lp_gnn__scratch_free(lse); }
@@ -120,29 +155,33 @@ lp_status lp_gat_backward(lp_gnn_layer *l, float *dx, const float *dy)
     const int32_t *ix = g->indices, *tx = g->t_indices;
     /* dOut of target i, head k: dy row (concat) or dy / H (average) */
 #define DOUT(i, k) (dy + (i) * D + (concat ? (k) * C : 0))
-    /* pass 1, over targets: S_i = sum_j a_ij <dOut_i, h_j>, d a_dst_i = sum_j dpre_ij */
+    /* pass 1, over targets: S_i = sum_j a_ij <dOut_i, h_j>, d a_dst_i = sum_j dpre_ij
+     * (per-thread row buffers: each a_ij and <dOut_i, h_j> computed once) */
+    int64_t R = row_len_max(g);
+    float *tmp = lp_gnn__scratch_nz((int64_t)max_threads() * 3 * R);
+    if (!tmp) { st = lp_error_context(LP_ERR_NOMEM, "GAT backward"); goto done; }
 #pragma omp parallel for schedule(dynamic, 32) if ((ip[N] + N) * HC >= 65536)
-    for (int64_t i = 0; i < N; i++)
+    for (int64_t i = 0; i < N; i++) {
+        float *ta = tmp + (int64_t)thread_id() * 3 * R, *tda = ta + R, *tpre = tda + R;
+        int64_t deg = ip[i + 1] - ip[i];
         for (int64_t k = 0; k < H; k++) {
             float adi = ad[i * H + k], L = lse[i * H + k];
             const float *go = DOUT(i, k);
             float s = 0;
-            for (int64_t e = ip[i] - 1; e < ip[i + 1]; e++) {
-                int64_t j = e < ip[i] ? i : ix[e];
-                float a = expf(lrelu(as[j * H + k] + adi, slope) - L);
-                s += a * inv_h * dot(go, h + j * HC + k * C, C);
+            for (int64_t q = 0; q <= deg; q++) {
+                int64_t j = q == 0 ? i : ix[ip[i] + q - 1];
+                tpre[q] = as[j * H + k] + adi;
+                ta[q] = expf(lrelu(tpre[q], slope) - L);
+                tda[q] = inv_h * dot(go, h + j * HC + k * C, C);
+                s += ta[q] * tda[q];
             }
             S[i * H + k] = s;
             float sd = 0;
-            for (int64_t e = ip[i] - 1; e < ip[i + 1]; e++) {
-                int64_t j = e < ip[i] ? i : ix[e];
-                float pre = as[j * H + k] + adi;
-                float a = expf(lrelu(pre, slope) - L);
-                float da = inv_h * dot(go, h + j * HC + k * C, C);
-                sd += a * (da - s) * (pre > 0 ? 1.0f : slope);
-            }
+            for (int64_t q = 0; q <= deg; q++) sd += ta[q] * (tda[q] - s) * (tpre[q] > 0 ? 1.0f : slope);
             dad[i * H + k] = sd;
         }
+    }
+    lp_gnn__scratch_free(tmp);
     /* pass 2, over sources j (transpose: targets i of j, plus the self loop) */
 #pragma omp parallel for schedule(dynamic, 32) if ((ip[N] + N) * HC >= 65536)
     for (int64_t j = 0; j < N; j++)
