@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +199,8 @@ static lp_status load_jsonl(cls_loader *L)
         char num[32];
         const char *label = NULL;
         if (cJSON_IsString(lab)) label = lab->valuestring;
-        else if (cJSON_IsNumber(lab) && lab->valuedouble == (double)(long long)lab->valuedouble) {
+        else if (cJSON_IsNumber(lab) && fabs(lab->valuedouble) < 9e18 && /* range first: the cast (found by fuzzing) */
+                 lab->valuedouble == (double)(long long)lab->valuedouble) {
             snprintf(num, sizeof num, "%lld", (long long)lab->valuedouble);
             label = num;
         } else if (cJSON_IsBool(lab)) label = cJSON_IsTrue(lab) ? "true" : "false";

@@ -3,6 +3,7 @@
 #include "dataset_internal.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,7 @@ static const char *answer_of(const cJSON *a, const char **label, int n, int *out
 {
     if (!a || cJSON_IsNull(a)) return "missing field \"answer\"";
     if (cJSON_IsNumber(a)) {
+        if (!(fabs(a->valuedouble) < 2147483648.0)) return "answer is out of range"; /* before the cast (fuzzing) */
         if (a->valuedouble != (double)(int)a->valuedouble) return "answer is not an integer";
         *out = (int)a->valuedouble;
     } else if (cJSON_IsString(a)) {

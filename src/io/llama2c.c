@@ -74,6 +74,16 @@ lp_status lp_llama2c_load(lp_transformer **out, const char *path)
     int shared = h[5] > 0;
     int64_t V = shared ? h[5] : -(int64_t)h[5];
     int64_t D = dim / NH, kv_dim = D * NKV;
+    /* each field is <= 2^24, but their products can pass 2^63: bound the total in floating point
+     * first (no file is that large), so the int64 sizes below cannot overflow (found by fuzzing) */
+    double need = 4.0 * ((double)V * (double)dim * (shared ? 1 : 2) + (double)dim + (double)seq * (double)D +
+                         (double)L * (2.0 * dim + 2.0 * (double)dim * dim + 2.0 * (double)kv_dim * dim +
+                                      3.0 * (double)hidden * dim));
+    if (need > 9e18) {
+        fclose(f);
+        return lp_error(LP_ERR_FORMAT, "%s: header sizes need %.3g bytes of weights, the file has %llu", path, need,
+                        (unsigned long long)fsize);
+    }
     int64_t sz[T_COUNT] = {V * dim, L * dim, L * dim * dim, L * kv_dim * dim, L * kv_dim * dim, L * dim * dim,
                            L * dim, L * hidden * dim, L * dim * hidden, L * hidden * dim, dim, seq * D / 2, seq * D / 2,
                            shared ? 0 : V * dim};

@@ -97,6 +97,15 @@ lp_status lp_llmc_load(lp_transformer **out, const char *path)
     }
     int64_t maxT = h[2], V = h[3], L = h[4], NH = h[5], C = h[6], Vp = h[7];
     size_t esz = h[1] == 3 ? 4 : 2;
+    /* each field is <= 2^24, but their products can pass 2^63: bound the total in floating point
+     * first (no file is that large), so the int64 sizes below cannot overflow (found by fuzzing) */
+    double need = (double)esz * ((double)Vp * (double)C + (double)maxT * (double)C + 2.0 * (double)C +
+                                 (double)L * (12.0 * (double)C * (double)C + 13.0 * (double)C));
+    if (need > 9e18) {
+        fclose(f);
+        return lp_error(LP_ERR_FORMAT, "%s: header sizes need %.3g bytes of weights, the file has %llu", path, need,
+                        (unsigned long long)fsize);
+    }
     int64_t sz[T_COUNT];
     sizes(sz, Vp, C, maxT, L);
     /* size check first, naming the tensor where the file ends */

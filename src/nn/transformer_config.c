@@ -165,7 +165,9 @@ static lp_status jtoken(const cJSON *o, const char *key, int64_t *out, const cha
     const cJSON *v = jget(o, key);
     if (v && cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
     if (!v) { *out = -1; return LP_OK; }
-    if (!cJSON_IsNumber(v)) return lp_error(LP_ERR_FORMAT, "%s: \"%s\" must be a token id", path, key);
+    /* range before the cast (a double past int64 is undefined behaviour; found by fuzzing) */
+    if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 9e15))
+        return lp_error(LP_ERR_FORMAT, "%s: \"%s\" must be a token id", path, key);
     *out = (int64_t)v->valuedouble;
     return LP_OK;
 }
