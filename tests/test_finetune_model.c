@@ -1,27 +1,17 @@
-/* lp_ft_model: methods attached to the tiny fixtures. */
-#include "util/test_util.h"
+/* lp_ft_model: full fine-tuning setup, QLoRA forward close to full
+ * precision, merge equals the unmerged forward (the method x TokenTune grid
+ * is test_finetune_grid.c).
+ *
+ * Tolerances: merge (LoRA, and QLoRA dequantised) vs unmerged logits
+ * |a - b| <= 1e-5 max|b| + 1e-5 |b| (fp32 reassociation); QLoRA (NF4, double
+ * quantised, fixture adapter on llama-tiny) vs the fp32 LoRA model: relative
+ * logit error (max |a - b| / max |b|) below 0.1 and loss within 2 % (NF4's
+ * per-weight error is up to 0.152 absmax of its 64-block; measured values are
+ * printed). */
+#include "test_finetune_util.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "leanprop/alloc.h"
-#include "leanprop/finetune.h"
-
-static lp_transformer *load_fixture(const char *name)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "fixtures/%s/config.json", name);
-    const char *p = lp_test_shared(rel);
-    if (!p) return NULL;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", p);
-    *strrchr(dir, '/') = '\0';
-    lp_transformer *m;
-    LP_ASSERT_OK(lp_transformer_load(&m, dir));
-    return m;
-}
+static lp_transformer *load_fixture(const char *name) { return ft_load_fixture(name); }
 
 /* Full fine-tuning: every parameter trainable, gradient bytes exactly the
  * trainable floats; full_only restricts; a substring matching nothing fails. */
@@ -70,11 +60,132 @@ static void test_method_names(void **state)
     assert_int_equal(lp_ft_method_parse("dora", &m), LP_ERR_INVALID_ARG);
 }
 
+
+/* ------------------------------------------------------------ QLoRA vs fp32, merge */
+
+static lp_ft_model *fixture_adapter_model(lp_ft_method method)
+{
+    const char *adir = ft_fixture_dir("llama-tiny-lora");
+    lp_ft_setup s;
+    LP_ASSERT_OK(lp_ft_setup_from_adapter(&s, method, adir));
+    lp_ft_model *f;
+    LP_ASSERT_OK(lp_ft_model_new(&f, load_fixture("llama-tiny"), &s));
+    LP_ASSERT_OK(lp_ft_model_load_adapter(f, adir));
+    return f;
+}
+
+static void test_qlora_close_to_fp32(void **state)
+{
+    (void)state;
+    ft_batch d = {0};
+    if (!ft_fixture_dir("llama-tiny-lora") || !ft_load_batch("llama-tiny", &d)) {
+        LP_SKIP("fixtures llama-tiny / llama-tiny-lora not found (set LEANPROP_SHARED)");
+    }
+    lp_ft_model *lo = fixture_adapter_model(LP_FT_LORA);
+    size_t w_lora = lp_mem_current(LP_MEM_WEIGHTS);
+    lp_ft_model *q = fixture_adapter_model(LP_FT_QLORA);
+    size_t w_qlora = lp_mem_current(LP_MEM_WEIGHTS) - w_lora;
+    int64_t n = d.B * d.T * 512;
+    float *a = malloc((size_t)n * sizeof(float)), *b = malloc((size_t)n * sizeof(float));
+    float la = ft_eval_loss(lo, &d, a), lb = ft_eval_loss(q, &d, b);
+    double rel = ft_rel_err(b, a, n), e2 = 0, r2 = 0;
+    for (int64_t k = 0; k < n; k++) {
+        e2 += ((double)b[k] - a[k]) * ((double)b[k] - a[k]);
+        r2 += (double)a[k] * a[k];
+    }
+    double rms = sqrt(e2 / r2);
+    print_message("  QLoRA vs fp32 LoRA (llama-tiny + PEFT adapter): logits max rel err %.4f, rms rel err %.4f, "
+                  "loss %.5f vs %.5f, weights %zu vs %zu bytes\n", rel, rms, lb, la, w_qlora, w_lora);
+    assert_true(rel < 0.2);
+    assert_true(rms < 0.1);
+    LP_ASSERT_CLOSE(lb, la, 0, 0.02, "QLoRA loss vs fp32");
+    assert_true(w_qlora < w_lora);
+    free(a);
+    free(b);
+    lp_ft_model_free(q);
+    lp_ft_model_free(lo);
+    ft_free_batch(&d);
+}
+
+static void check_merge(lp_ft_model *f, const ft_batch *d, const char *what)
+{
+    int64_t V = lp_transformer_get_config(lp_ft_model_transformer(f))->vocab_size, n = d->B * d->T * V;
+    float *a = malloc((size_t)n * sizeof(float)), *b = malloc((size_t)n * sizeof(float));
+    float la = ft_eval_loss(f, d, a);
+    size_t g0 = lp_mem_current(LP_MEM_GRADIENTS);
+    int64_t nt = lp_ft_model_trainable_numel(f);
+    LP_ASSERT_OK(lp_ft_model_merge(f));
+    assert_int_equal(lp_ft_model_n_trainable(f), 0);
+    assert_int_equal(g0 - lp_mem_current(LP_MEM_GRADIENTS), (size_t)nt * sizeof(float));
+    lp_transformer *m = lp_ft_model_transformer(f);
+    for (int i = 0; i < lp_transformer_n_linears(m); i++) {
+        assert_null(lp_transformer_linear(m, i)->hooks);
+        assert_non_null(lp_transformer_linear(m, i)->weight->data);
+    }
+    float lb = ft_eval_loss(f, d, b);
+    double rel = ft_rel_err(b, a, n);
+    print_message("  %s: merged vs unmerged logits rel err %.2e, loss %.7f vs %.7f\n", what, rel, lb, la);
+    lp_test_assert_allclose(b, a, (size_t)n, 1e-5 * ft_max_abs(a, n), 1e-5, what);
+    /* merged -> HF dir -> plain model: the same logits */
+    char dir[] = "/tmp/lp_merge_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    LP_ASSERT_OK(lp_ft_model_save(f, dir));
+    lp_transformer *r;
+    LP_ASSERT_OK(lp_transformer_load(&r, dir));
+    lp_transformer_batch bb = {.B = d->B, .T = d->T, .input_ids = d->ids, .attention_mask = d->mask};
+    lp_transformer_forward_opts o = {.logits = a};
+    LP_ASSERT_OK(lp_transformer_forward(r, &bb, &o, NULL));
+    assert_memory_equal(a, b, (size_t)n * sizeof(float));
+    lp_transformer_free(r);
+    char p[256];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    remove(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    remove(p);
+    remove(dir);
+    free(a);
+    free(b);
+}
+
+static void test_merge(void **state)
+{
+    (void)state;
+    ft_batch d = {0};
+    if (!ft_fixture_dir("llama-tiny-lora") || !ft_load_batch("llama-tiny", &d)) {
+        LP_SKIP("fixtures llama-tiny / llama-tiny-lora not found (set LEANPROP_SHARED)");
+    }
+    size_t w0 = lp_mem_current(LP_MEM_WEIGHTS);
+    lp_ft_model *f = fixture_adapter_model(LP_FT_LORA);
+    check_merge(f, &d, "llama-tiny LoRA");
+    lp_ft_model_free(f);
+    f = fixture_adapter_model(LP_FT_QLORA);
+    check_merge(f, &d, "llama-tiny QLoRA (dequantised)");
+    /* after a QLoRA merge the weights are fp32 again: exactly the base model */
+    assert_int_equal(lp_mem_current(LP_MEM_WEIGHTS) - w0,
+                     (size_t)lp_transformer_count_params(lp_ft_model_transformer(f), 0) * sizeof(float));
+    assert_int_equal(lp_ft_model_load_adapter(f, ft_fixture_dir("llama-tiny-lora")), LP_ERR_INVALID_ARG);
+    lp_ft_model_free(f);
+    ft_free_batch(&d);
+
+    /* GPT-2: Conv1D weights, every linear targeted, random B */
+    if (!ft_load_batch("gpt2-tiny", &d)) { LP_SKIP("fixture gpt2-tiny not found"); }
+    lp_ft_setup s;
+    lp_ft_setup_default(&s, LP_FT_LORA);
+    LP_ASSERT_OK(lp_lora_config_set_targets(&s.lora, "c_attn,c_proj,c_fc"));
+    s.lora.init_lora_weights = LP_LORA_INIT_RANDOM;
+    LP_ASSERT_OK(lp_ft_model_new(&f, load_fixture("gpt2-tiny"), &s));
+    check_merge(f, &d, "gpt2-tiny LoRA");
+    lp_ft_model_free(f);
+    ft_free_batch(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_method_names),
         cmocka_unit_test(test_full),
+        cmocka_unit_test(test_qlora_close_to_fp32),
+        cmocka_unit_test(test_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

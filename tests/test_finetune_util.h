@@ -76,4 +76,62 @@ static inline double ft_rel_err(const float *a, const float *b, int64_t n)
     return m > 0 ? e / m : e;
 }
 
+/* A fixture's reference batch: input_ids, labels ((B,T) causal, (B) classes), mask, lengths. */
+typedef struct {
+    int64_t B, T;
+    int32_t *ids, *labels, *lens;
+    uint8_t *mask;
+    int cls;
+} ft_batch;
+
+static inline int ft_load_batch(const char *name, ft_batch *d)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "fixtures/%s/reference.safetensors", name);
+    const char *p = lp_test_shared(rel);
+    if (!p) return 0;
+    lp_safetensors *f;
+    LP_ASSERT_OK(lp_safetensors_open(&f, p));
+    const lp_tensor_info *t = lp_safetensors_find(f, "input_ids");
+    d->B = t->shape[0];
+    d->T = t->shape[1];
+    d->ids = ft_ref_i32(f, "input_ids", NULL);
+    d->labels = ft_ref_i32(f, "labels", NULL);
+    int64_t nl = 0;
+    free(ft_ref_i32(f, "labels", &nl));
+    d->cls = nl == d->B;
+    int32_t *am = ft_ref_i32(f, "attention_mask", NULL);
+    d->mask = malloc((size_t)(d->B * d->T));
+    d->lens = malloc((size_t)d->B * sizeof(int32_t));
+    for (int64_t b = 0; b < d->B; b++) {
+        d->lens[b] = 0;
+        for (int64_t k = 0; k < d->T; k++) {
+            d->mask[b * d->T + k] = (uint8_t)(am ? am[b * d->T + k] != 0 : 1);
+            d->lens[b] += d->mask[b * d->T + k];
+        }
+    }
+    free(am);
+    lp_safetensors_close(f);
+    return 1;
+}
+
+static inline void ft_free_batch(ft_batch *d)
+{
+    free(d->ids);
+    free(d->labels);
+    free(d->lens);
+    free(d->mask);
+}
+
+static inline float ft_eval_loss(lp_ft_model *f, const ft_batch *d, float *logits)
+{
+    lp_transformer_batch b = {.B = d->B, .T = d->T, .input_ids = d->ids, .labels = d->labels, .attention_mask = d->mask};
+    lp_transformer_forward_opts o = {.logits = logits};
+    float loss;
+    lp_ft_model_set_training(f, 0);
+    LP_ASSERT_OK(lp_transformer_forward(lp_ft_model_transformer(f), &b, &o, &loss));
+    lp_ft_model_set_training(f, 1);
+    return loss;
+}
+
 #endif

@@ -41,6 +41,30 @@ int lp_ft_is_classifier(const lp_transformer *m)
     return c->arch == LP_ARCH_BERT || lp_transformer_find_linear((lp_transformer *)m, "score") != NULL;
 }
 
+/* Row-id hooks: dropout masks keyed by each row's b*T+t, so TokenTune's
+ * backward (selected rows only) regenerates exactly the forward's masks. */
+static lp_status hook_forward_ids(void *ctx, float *y, const float *x, const int64_t *ids, int64_t N, int64_t in,
+                                  int64_t out)
+{
+    const lp_lora_target *t = ctx;
+    if (!t || !t->lora || !ids) return lp_lora_hook_forward(ctx, y, x, N, in, out);
+    if (t->lora->C != in || t->lora->OC != out)
+        return lp_error(LP_ERR_INVALID_ARG, "LoRA hook: linear %lld -> %lld, adapter %lld -> %lld", (long long)in,
+                        (long long)out, (long long)t->lora->C, (long long)t->lora->OC);
+    return lp_lora_forward_ids(t->lora, y, x, ids, N);
+}
+
+static lp_status hook_backward_ids(void *ctx, float *dx, const float *dy, const float *x, const int64_t *ids,
+                                   int64_t N, int64_t in, int64_t out)
+{
+    const lp_lora_target *t = ctx;
+    if (!t || !t->lora || !ids) return lp_lora_hook_backward(ctx, dx, dy, x, N, in, out);
+    if (t->lora->C != in || t->lora->OC != out)
+        return lp_error(LP_ERR_INVALID_ARG, "LoRA hook: linear %lld -> %lld, adapter %lld -> %lld", (long long)in,
+                        (long long)out, (long long)t->lora->C, (long long)t->lora->OC);
+    return lp_lora_backward_ids(t->lora, dx, dy, x, ids, N);
+}
+
 /* QLoRA keeps output layers (and weights shared with the embedding) in fp32,
  * as bitsandbytes skips lm_head. */
 static int quantisable(const lp_transformer *m, const lp_nn_linear *lin)
@@ -89,6 +113,8 @@ lp_status lp_ft_attach_adapters(lp_ft_model *f)
         a->target.lora = a->lora;
         a->hooks.forward = lp_lora_hook_forward;
         a->hooks.backward = lp_lora_hook_backward;
+        a->hooks.forward_ids = hook_forward_ids;
+        a->hooks.backward_ids = hook_backward_ids;
         a->hooks.ctx = &a->target;
         lin->hooks = &a->hooks;
     }
