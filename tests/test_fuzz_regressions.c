@@ -8,6 +8,9 @@
  *   fuzz_llmc        src/io/llmc.c:29        int64 overflow in tensor sizes from header fields <= 2^24
  *   fuzz_llama2c     src/io/llama2c.c:77     the same in llama2.c's sizes
  *   fuzz_dataset_jsonl src/io/dataset_cls.c:201 double -> long long cast of a huge numeric label
+ *   fuzz_tokenizer_gpt2, fuzz_tokenizer_hf  src/io/tokenizer_bpe.c:370  memcpy from a NULL id buffer
+ *                    (pointer arithmetic on NULL, UB) when a word encodes to no token at all;
+ *                    only the sanitizer build sees it (the normal build passes either way)
  * FOUND BY CHECKING THE SAME PATTERN (confirmed with the harness binaries before the fix):
  *   fuzz_dataset_jsonl src/io/dataset_mc.c:107  double -> int cast of a huge numeric answer
  *   fuzz_config      src/nn/transformer_config.c:164 double -> int64 cast of a huge token id
@@ -22,6 +25,7 @@
 #include "leanprop/alloc.h"
 #include "leanprop/checkpoint_llm.h"
 #include "leanprop/dataset.h"
+#include "leanprop/tokenizer.h"
 #include "leanprop/transformer.h"
 
 #define EXPECT_REFUSED(expr, status, needle) do { \
@@ -133,6 +137,30 @@ static void test_config_huge_token_id(void **state)
     }
 }
 
+/* A GPT-2 vocabulary without the bytes of a word ("\xb9#v..." has no token): the word encodes to
+ * nothing, and caching that empty result copied from a NULL buffer. Encoding it twice exercises
+ * both the store and the cache hit. (The fuzzer's input: fuzz/corpus/tokenizer_gpt2/regress-*.) */
+static void test_tokenizer_word_without_tokens(void **state)
+{
+    (void)state;
+    const char *enc = write_text("-encoder.json", "{\"a\":0,\"b\":1,\"ab\":2}");
+    const char *bpe = write_text("-vocab.bpe", "#version: 0.2\na b\n");
+    lp_tokenizer *t = NULL;
+    LP_ASSERT_OK(lp_tokenizer_open_gpt2(&t, enc, bpe));
+    for (int rep = 0; rep < 2; rep++) {
+        int32_t *ids = NULL;
+        size_t n = 99;
+        LP_ASSERT_OK(lp_tokenizer_encode(t, "\xb9#v\xe5rs ab", 11, 0, &ids, &n));
+        /* only "ab" survives: every other byte has no token in this vocabulary */
+        assert_int_equal(n, 1);
+        assert_int_equal(ids[0], 2);
+        lp_free(ids);
+    }
+    lp_tokenizer_close(t);
+    unlink(enc);
+    unlink(bpe);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_cls_jsonl_huge_numeric_label),
         cmocka_unit_test(test_mc_huge_numeric_answer),
         cmocka_unit_test(test_config_huge_token_id),
+        cmocka_unit_test(test_tokenizer_word_without_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

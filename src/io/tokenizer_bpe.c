@@ -354,7 +354,7 @@ lp_status tk_bpe_word_cached(lp_tokenizer *t, const char *w, size_t n, tk_ids *o
     if (v) {
         size_t off = (size_t)(*v >> 20), cnt = (size_t)(*v & 0xFFFFF);
         LP_TRY(tk_ids_reserve(out, cnt));
-        memcpy(out->p + out->n, t->cache_ids.p + off, cnt * sizeof(int32_t));
+        if (cnt) memcpy(out->p + out->n, t->cache_ids.p + off, cnt * sizeof(int32_t));
         out->n += cnt;
         return LP_OK;
     }
@@ -367,7 +367,7 @@ lp_status tk_bpe_word_cached(lp_tokenizer *t, const char *w, size_t n, tk_ids *o
     }
     size_t off = t->cache_ids.n;
     LP_TRY(tk_ids_reserve(&t->cache_ids, cnt));
-    memcpy(t->cache_ids.p + off, out->p + start, cnt * sizeof(int32_t));
+    if (cnt) memcpy(t->cache_ids.p + off, out->p + start, cnt * sizeof(int32_t)); /* out->p NULL if cnt 0 */
     t->cache_ids.n += cnt;
     return tk_map_put(&t->cache, w, n, ((int64_t)off << 20) | (int64_t)cnt, NULL);
 }
