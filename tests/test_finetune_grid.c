@@ -3,7 +3,7 @@
  * maps of the blocks targeted, LoRA dropout 0.05 active. Checked per
  * combination: loss finite; gradient buffers exactly for the trainable
  * tensors (lp_mem_current(LP_MEM_GRADIENTS) == 4 x trainable floats, no
- * buffer on any frozen parameter); QLoRA: every targeted weight NF4 and the
+ * buffer on any frozen parameter); QLoRA: every block linear NF4 and the
  * weights memory exactly fp32 rest + NF4 + adapters; every trainable tensor
  * gets a non-zero finite gradient (BERT's key bias excepted: 0 in theory);
  * 6 AdamW steps on the fixture batch (selection redrawn each step) reduce

@@ -64,10 +64,12 @@ typedef struct lp_ft_model lp_ft_model;
 /* Attach the method to `m` (ownership passes to the lp_ft_model, also on
  * failure): full -> gradients for the trainable parameters; LoRA -> frozen
  * base (no gradients), adapters with gradients on every targeted linear (a
- * target matching nothing is an error); QLoRA -> as LoRA, and every targeted
- * linear's base weight quantised to NF4 and its fp32 copy freed (output
- * layers lm_head / score / classifier keep fp32 weights, as bitsandbytes
- * leaves lm_head unquantised). Any gradients m had are freed first. */
+ * target matching nothing is an error); QLoRA -> as LoRA, and the base
+ * weight of EVERY linear map of the blocks (adapted or not, as bitsandbytes'
+ * load_in_4bit does) quantised to NF4 and its fp32 copy freed; output layers
+ * (lm_head, score, classifier) and embeddings keep fp32 weights, as
+ * bitsandbytes leaves lm_head unquantised. Any gradients m had are freed
+ * first. */
 lp_status lp_ft_model_new(lp_ft_model **out, lp_transformer *m, const lp_ft_setup *s);
 void lp_ft_model_free(lp_ft_model *f);
 lp_transformer *lp_ft_model_transformer(lp_ft_model *f);
@@ -103,16 +105,54 @@ lp_status lp_ft_model_load_adapter(lp_ft_model *f, const char *dir);
  * requantising alternative). */
 lp_status lp_ft_model_merge(lp_ft_model *f);
 
-/* Predicted peak bytes per category of one training step (forward + backward
- * + optimizer step) without running anything. n_selected: rows that get
- * gradients (B*T for all). optimizer: "adamw" (2 moments) or "sgd". */
+/* Memory plan: the peak bytes per category of one training step (forward
+ * with need_grad + backward + optimizer update) in steady state (optimizer
+ * state allocated, the transformer's scratch grown), predicted from the config
+ * without allocating the model, exactly as lp_alloc counts them:
+ *   weights      every parameter fp32, except QLoRA's block linears: NF4
+ *                (lp_nf4_bytes_for; output layers stay fp32); + LoRA A, B
+ *                (4 r (in + out) per adapted linear)
+ *   gradients    4 bytes per trainable float: full = every parameter (or the
+ *                full_only ones); LoRA/QLoRA = A, B (+ the head with train_head)
+ *   optimizer    per trainable float: adamw / adam 8 (m, v), sgd 4 (momentum),
+ *                sgd0 / none 0; the optimizer object itself (tens of bytes)
+ *                is not counted
+ *   activations  lp_transformer_plan_memory's saved tensors (LoRA saves nothing)
+ *   scratch      lp_transformer_plan_memory's scratch + the largest temporary
+ *                of one call: attention rows (threads x T (D+1) floats forward,
+ *                twice that backward), RoPE's D/2 floats, LoRA's (rows, r)
+ *                products and dropout chunks (dropout > 0: training mode),
+ *                NF4 tiles (lp_nf4_scratch_bytes)
+ *   data         one lp_batch of (B, T) (lp_batch_init: 8 B T + 16 B) and,
+ *                when n_selected < B T, one lp_token_selection
+ *                (lp_tokenselect_init: 4 (B+1) + 5 B T); the data set's own
+ *                buffers are not included
+ * total_peak = the sum (all categories hold their peak together while the
+ * largest temporary lives). n_selected: rows that get gradients, including
+ * the forced ones (BERT [CLS], a decoder classifier's last token); B*T for
+ * all. Model-setup transients (loading, NF4 quantisation) are not part of a
+ * step. The formulas: docs/FINETUNE_MODEL.md. */
 typedef struct {
     size_t peak[LP_MEM_COUNT];
     size_t total_peak;
+    /* details */
+    int64_t params;             /* parameters of the model */
+    int64_t trainable;          /* trainable floats */
+    size_t lora_weights;        /* bytes of all A, B */
+    size_t nf4_weights;         /* bytes of all NF4 weights */
+    int n_adapters, n_nf4;      /* adapted linears, NF4-quantised linears */
+    size_t scratch_transient;   /* the largest in-call temporary (part of peak[LP_MEM_SCRATCH]) */
 } lp_mem_plan;
 
+/* setup s as for lp_ft_model_new (targets resolved against the config's
+ * linear names: a target matching nothing is an error); optimizer: "adamw"
+ * (NULL), "adam", "sgd", "sgd0", "none". Uses the calling thread's OpenMP
+ * thread count (omp_get_max_threads) for attention's per-thread rows. */
 lp_status lp_ft_plan_memory(const lp_transformer_config *cfg, const lp_ft_setup *s, int64_t B, int64_t T,
                             int64_t n_selected, const char *optimizer, lp_mem_plan *out);
+/* The same for a run with `threads` OpenMP threads (<= 0: the current count). */
+lp_status lp_ft_plan_memory_ex(const lp_transformer_config *cfg, const lp_ft_setup *s, int64_t B, int64_t T,
+                               int64_t n_selected, const char *optimizer, int threads, lp_mem_plan *out);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,7 @@
 #include "leanprop/peft.h"
 #include "leanprop/transformer.h"
 
-/* One adapted linear map. */
+/* One adapted (lora) and/or NF4-quantised (nf4, QLoRA) linear map. */
 typedef struct {
     char *module;           /* HF module name, "model.layers.0.self_attn.q_proj" */
     lp_nn_linear *lin;      /* the transformer's linear */
@@ -33,6 +33,8 @@ struct lp_ft_model {
 
 /* finetune_model.c */
 lp_status lp_ft_rebuild_trainable(lp_ft_model *f);
+/* Entries with an adapter. */
+int lp_ft_n_loras(const lp_ft_model *f);
 /* finetune_lora.c: create adapters (and NF4 weights for QLoRA) on the
  * linears f->setup.lora targets (resolved in place: default targets for the
  * model type, fan_in_fan_out, task_type, all-linear expanded). */
@@ -45,6 +47,33 @@ lp_status lp_ft_resolve_lora_config(lp_lora_config *lc, const lp_transformer *m,
 int lp_ft_is_head_module(const lp_transformer *m, const char *module);
 /* 1 for sequence classifiers (BERT, or a decoder with a "score" head). */
 int lp_ft_is_classifier(const lp_transformer *m);
+/* Defaults of lc for a model of config c (targets from the model type,
+ * fan_in_fan_out for GPT-2, task_type) and its targets resolved against the
+ * linear module names (selected: one flag per name, may be NULL). */
+lp_status lp_ft_resolve_targets(lp_lora_config *lc, const lp_transformer_config *c, const char *const *names, int n,
+                                uint8_t *selected, int *n_selected);
+
+/* finetune_memplan.c: the parameter and linear lists lp_transformer_new
+ * builds for a config, without allocating the model. */
+typedef struct {
+    char name[96];
+    int64_t numel;
+    lp_param_kind kind;
+} lp_ft_layout_param;
+typedef struct {
+    char name[96];
+    int64_t in, out;
+    int own_weight;         /* 0: weight tied to the embedding */
+    int weight, bias;       /* indices into params, -1 = none */
+} lp_ft_layout_linear;
+typedef struct {
+    int n_params, n_linears;
+    lp_ft_layout_param *params;
+    lp_ft_layout_linear *linears;
+} lp_ft_layout;
+lp_status lp_ft_layout_build(lp_ft_layout *L, const lp_transformer_config *c);
+void lp_ft_layout_free(lp_ft_layout *L);
+
 /* finetune_peft.c */
 lp_status lp_ft_save_adapter(const lp_ft_model *f, const char *dir);
 

@@ -15,22 +15,27 @@ int lp_ft_is_head_module(const lp_transformer *m, const char *module)
     return c->arch == LP_ARCH_BERT && !strcmp(module, "classifier");
 }
 
-lp_status lp_ft_resolve_lora_config(lp_lora_config *lc, const lp_transformer *m, int *n_selected, uint8_t *selected)
+lp_status lp_ft_resolve_targets(lp_lora_config *lc, const lp_transformer_config *c, const char *const *names, int n,
+                                uint8_t *selected, int *n_selected)
 {
-    const lp_transformer_config *c = lp_transformer_get_config(m);
     if (lc->n_targets == 0 && !lc->target_regex[0]) {
         const char *def = lp_lora_targets_for(c->model_type, 0);
         if (!def) return lp_error(LP_ERR_UNSUPPORTED, "no default LoRA targets for model type \"%s\"", c->model_type);
         LP_TRY(lp_lora_config_set_targets(lc, def));
     }
     lc->fan_in_fan_out = c->arch == LP_ARCH_GPT2; /* PEFT records Conv1D layers so */
-    if (!lc->task_type[0])
-        snprintf(lc->task_type, sizeof lc->task_type, "%s", lp_ft_is_classifier(m) ? "SEQ_CLS" : "CAUSAL_LM");
+    int cls = c->arch == LP_ARCH_BERT || c->task == LP_TASK_SEQ_CLS;
+    if (!lc->task_type[0]) snprintf(lc->task_type, sizeof lc->task_type, "%s", cls ? "SEQ_CLS" : "CAUSAL_LM");
+    return lp_lora_config_resolve(lc, names, n, selected, n_selected);
+}
+
+lp_status lp_ft_resolve_lora_config(lp_lora_config *lc, const lp_transformer *m, int *n_selected, uint8_t *selected)
+{
     int n = lp_transformer_n_linears(m);
     const char **names = malloc((size_t)(n > 0 ? n : 1) * sizeof *names);
     if (!names) return lp_error(LP_ERR_NOMEM, "LoRA targets");
     for (int i = 0; i < n; i++) names[i] = lp_transformer_linear((lp_transformer *)m, i)->name;
-    lp_status st = lp_lora_config_resolve(lc, names, n, selected, n_selected);
+    lp_status st = lp_ft_resolve_targets(lc, lp_transformer_get_config(m), names, n, selected, n_selected);
     free(names);
     return st;
 }
@@ -38,7 +43,7 @@ lp_status lp_ft_resolve_lora_config(lp_lora_config *lc, const lp_transformer *m,
 int lp_ft_is_classifier(const lp_transformer *m)
 {
     const lp_transformer_config *c = lp_transformer_get_config(m);
-    return c->arch == LP_ARCH_BERT || lp_transformer_find_linear((lp_transformer *)m, "score") != NULL;
+    return c->arch == LP_ARCH_BERT || c->task == LP_TASK_SEQ_CLS;
 }
 
 /* Row-id hooks: dropout masks keyed by each row's b*T+t, so TokenTune's
@@ -79,12 +84,14 @@ lp_status lp_ft_attach_adapters(lp_ft_model *f)
     uint8_t *sel = calloc((size_t)(n > 0 ? n : 1), 1);
     if (!sel) return lp_error(LP_ERR_NOMEM, "LoRA targets");
     lp_status st = lp_ft_resolve_lora_config(&f->setup.lora, m, &ns, sel);
-    if (st == LP_OK && !(f->ad = calloc((size_t)ns, sizeof *f->ad))) st = lp_error(LP_ERR_NOMEM, "LoRA adapters");
+    /* one entry per adapted linear and, with QLoRA, per quantised one */
+    if (st == LP_OK && !(f->ad = calloc((size_t)n, sizeof *f->ad))) st = lp_error(LP_ERR_NOMEM, "LoRA adapters");
     const lp_lora_config *lc = &f->setup.lora;
     int qlora = f->setup.method == LP_FT_QLORA;
     for (int i = 0; st == LP_OK && i < n; i++) {
-        if (!sel[i]) continue;
         lp_nn_linear *lin = lp_transformer_linear(m, i);
+        int quant = qlora && quantisable(m, lin);
+        if (!sel[i] && !quant) continue;
         lp_ft_adapter *a = &f->ad[f->n_ad++];
         a->lin = lin;
         if (!(a->module = strdup(lin->name))) {
@@ -95,10 +102,12 @@ lp_status lp_ft_attach_adapters(lp_ft_model *f)
             st = lp_error(LP_ERR_INVALID_ARG, "linear %s already has hooks", lin->name);
             break;
         }
-        st = lp_lora_new(&a->lora, lin->in, lin->out, lc, lp_lora_seed_for(lc->seed, lin->name), 1);
-        if (st != LP_OK) break;
-        lp_lora_set_training(a->lora, f->training);
-        if (qlora && quantisable(m, lin)) {
+        if (sel[i]) {
+            st = lp_lora_new(&a->lora, lin->in, lin->out, lc, lp_lora_seed_for(lc->seed, lin->name), 1);
+            if (st != LP_OK) break;
+            lp_lora_set_training(a->lora, f->training);
+        }
+        if (quant) {
             st = lp_nf4_quantize(&a->nf4, lin->weight->data, lin->out, lin->in, f->setup.double_quant);
             if (st != LP_OK) {
                 lp_error_context(st, "quantising %s", lin->weight->name);
@@ -167,7 +176,7 @@ lp_status lp_ft_model_merge(lp_ft_model *f)
     for (int i = 0; i < f->n_ad; i++) LP_TRY(restore_fp32(&f->ad[i]));
     for (int i = 0; i < f->n_ad; i++) {
         lp_ft_adapter *a = &f->ad[i];
-        LP_TRY(lp_lora_merge(a->lora, a->lin->weight->data, 0));
+        if (a->lora) LP_TRY(lp_lora_merge(a->lora, a->lin->weight->data, 0));
         a->lin->hooks = NULL;
     }
     /* the adapters are part of the weights now; keep the head if it was trained */

@@ -159,6 +159,13 @@ void lp_ft_model_free(lp_ft_model *f)
     free(f);
 }
 
+int lp_ft_n_loras(const lp_ft_model *f)
+{
+    int n = 0;
+    for (int i = 0; i < f->n_ad; i++) n += f->ad[i].lora != NULL;
+    return n;
+}
+
 lp_transformer *lp_ft_model_transformer(lp_ft_model *f) { return f ? f->m : NULL; }
 const lp_ft_setup *lp_ft_model_setup(const lp_ft_model *f) { return f ? &f->setup : NULL; }
 int lp_ft_model_n_trainable(const lp_ft_model *f) { return f ? f->n_tr : 0; }

@@ -111,7 +111,7 @@ static lp_status write_config(const lp_lora_config *cfg, const char *dir, int wi
 lp_status lp_ft_save_adapter(const lp_ft_model *f, const char *dir)
 {
     static const char fn[] = "lp_ft_model_save";
-    if (f->n_ad == 0) return lp_error(LP_ERR_INVALID_ARG, "%s: no adapters to save", fn);
+    if (lp_ft_n_loras(f) == 0) return lp_error(LP_ERR_INVALID_ARG, "%s: no adapters to save", fn);
     lp_nn_linear *head = trained_head(f);
     char wpath[LP_PATH_MAX];
     LP_TRY(lp_path_join(wpath, sizeof wpath, dir, LP_PEFT_WEIGHTS_NAME));
@@ -121,6 +121,7 @@ lp_status lp_ft_save_adapter(const lp_ft_model *f, const char *dir)
     lp_status st = lp_safetensors_writer_set_metadata(w, "format", "pt");
     for (int i = 0; st == LP_OK && i < f->n_ad; i++) {
         const lp_lora *L = f->ad[i].lora;
+        if (!L) continue; /* QLoRA: NF4 weight without adapter */
         char an[512], bn[512];
         int64_t sa[2] = {L->r, L->C}, sb[2] = {L->OC, L->r};
         if ((st = lp_peft_tensor_name(an, sizeof an, f->ad[i].module, 'A', NULL)) != LP_OK) break;
@@ -173,7 +174,7 @@ lp_status lp_ft_model_load_adapter(lp_ft_model *f, const char *dir)
 {
     static const char fn[] = "lp_ft_model_load_adapter";
     if (!f || !dir) return lp_error(LP_ERR_INVALID_ARG, "%s: NULL argument", fn);
-    if (f->setup.method == LP_FT_FULL || f->merged || f->n_ad == 0)
+    if (f->setup.method == LP_FT_FULL || f->merged || lp_ft_n_loras(f) == 0)
         return lp_error(LP_ERR_INVALID_ARG, "%s: the model has no (unmerged) adapters", fn);
     lp_lora_config cfg;
     char mts[4][64];
@@ -186,8 +187,8 @@ lp_status lp_ft_model_load_adapter(lp_ft_model *f, const char *dir)
     lp_status st = lp_ft_resolve_lora_config(&cfg, f->m, &ns, sel);
     for (int i = 0, k = 0; st == LP_OK && i < n; i++) {
         lp_nn_linear *lin = lp_transformer_linear(f->m, i);
-        int ours = k < f->n_ad && f->ad[k].lin == lin;
-        if (ours) k++;
+        int ours = 0;
+        if (k < f->n_ad && f->ad[k].lin == lin) ours = f->ad[k++].lora != NULL;
         if (ours != sel[i])
             st = lp_error(LP_ERR_INVALID_ARG, "%s: %s: module \"%s\" is %s by the adapter but %s here", fn, dir,
                           lin->name, sel[i] ? "targeted" : "not targeted", ours ? "adapted" : "not adapted");
@@ -208,6 +209,7 @@ lp_status lp_ft_model_load_adapter(lp_ft_model *f, const char *dir)
     int used = 0;
     for (int i = 0; st == LP_OK && i < f->n_ad; i++) {
         lp_lora *L = f->ad[i].lora;
+        if (!L) continue;
         char an[512], bn[512];
         if ((st = lp_peft_tensor_name(an, sizeof an, f->ad[i].module, 'A', NULL)) != LP_OK) break;
         if ((st = lp_peft_tensor_name(bn, sizeof bn, f->ad[i].module, 'B', NULL)) != LP_OK) break;
@@ -231,6 +233,7 @@ lp_status lp_ft_model_load_adapter(lp_ft_model *f, const char *dir)
             int known = 0;
             for (int k = 0; k < f->n_ad && !known; k++) {
                 char an[512], bn[512];
+                if (!f->ad[k].lora) continue;
                 lp_peft_tensor_name(an, sizeof an, f->ad[k].module, 'A', NULL);
                 lp_peft_tensor_name(bn, sizeof bn, f->ad[k].module, 'B', NULL);
                 known = !strcmp(name, an) || !strcmp(name, bn);
@@ -253,6 +256,7 @@ lp_status lp_ft_model_load_adapter(lp_ft_model *f, const char *dir)
     /* adopt the file's scaling */
     float s = lp_lora_config_scaling(&cfg);
     for (int i = 0; i < f->n_ad; i++) {
+        if (!f->ad[i].lora) continue;
         f->ad[i].lora->alpha = cfg.alpha;
         f->ad[i].lora->scaling = s;
     }
