@@ -105,16 +105,38 @@ clean:
 
 # ---- fuzzing (issue 7): clang + libFuzzer, one harness per parser in fuzz/fuzz_*.c,
 # seed corpora in fuzz/corpus/<name>/. `make fuzz FUZZ_SECONDS=30` runs each for a bounded time.
+# The library is compiled once (with fuzzer coverage, ASan, UBSan) into build-fuzz/libleanprop-fuzz.a;
+# each harness links against it. UBSan findings abort (no recovery), so libFuzzer records them.
+# See docs/RELIABILITY.md.
 FUZZ_SECONDS ?= 20
+FUZZ_CC   ?= clang
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
-FUZZ_CFLAGS := -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc -D_GNU_SOURCE
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -Wno-pass-failed $(FUZZ_SAN) -fopenmp -Iinclude -Isrc -D_GNU_SOURCE
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
 
-build-fuzz/%: fuzz/%.c $(LIB_SRC) | $(DEPS_OK)
-	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+build-fuzz/obj/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
-.PHONY: fuzz fuzz-build
+build-fuzz/libleanprop-fuzz.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(wildcard fuzz/*.h) build-fuzz/libleanprop-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libleanprop-fuzz.a $(LDLIBS)
+
+-include $(FUZZ_LIB_OBJ:.o=.d)
+
+.PHONY: fuzz fuzz-build fuzz-corpus
 fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Regenerate the committed seed corpora (fuzz/corpus/<harness>/) from leanprop's writers
+# (fuzz/gen_corpus.c) and hand-made bytes (fuzz/gen_corpus.py).
+fuzz-corpus: $(BUILD)/libleanprop.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-unused-function -o $(BUILD)/fuzz_gen_corpus fuzz/gen_corpus.c $(BUILD)/libleanprop.a $(LDFLAGS) $(LDLIBS)
+	$(BUILD)/fuzz_gen_corpus fuzz/corpus
+	python3 fuzz/gen_corpus.py fuzz/corpus
