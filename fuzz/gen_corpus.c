@@ -11,6 +11,7 @@
 /* the separator the multi-file harnesses split their input at (LPFUZZ_SEP in fuzz_common.h) */
 #define LPFUZZ_SEP "\n@@@\n"
 #include "fuzz_graph_fixture.h"
+#include "leanprop/checkpoint.h"
 #include "leanprop/checkpoint_llm.h"
 #include "leanprop/fileio.h"
 #include "leanprop/graph.h"
@@ -304,6 +305,30 @@ static void gen_split(void)
     rmdir(dir);
 }
 
+static void gen_checkpoint(void)
+{
+    float w[6] = {1, 2, 3, -4, 0.5f, -0.0f}, m[2] = {1e-3f, 2e-3f};
+    int64_t s23[2] = {2, 3}, s2[1] = {2};
+    lp_rng r;
+    lp_rng_seed(&r, 5);
+    (void)lp_rng_normal(&r);
+    lp_checkpoint_writer *w8 = lp_checkpoint_writer_new();
+    check(lp_checkpoint_writer_add_tensor(w8, "lora_A", w, s23, 2), "ckpt tensor");
+    check(lp_checkpoint_writer_add_tensor(w8, "adam.m", m, s2, 1), "ckpt tensor");
+    check(lp_checkpoint_writer_add_bytes(w8, "loader", "pos\0", 4), "ckpt bytes");
+    check(lp_checkpoint_writer_add_u64(w8, "step", 42), "ckpt u64");
+    check(lp_checkpoint_writer_add_u64(w8, "data.position", 1234), "ckpt u64");
+    check(lp_checkpoint_writer_add_i64(w8, "epoch", -1), "ckpt i64");
+    check(lp_checkpoint_writer_add_rng(w8, "rng", &r), "ckpt rng");
+    check(lp_checkpoint_writer_set_json(w8, "{\"lr\": 0.001, \"method\": \"lora\"}"), "ckpt json");
+    check(lp_checkpoint_writer_save(w8, seed_path("checkpoint", "full.safetensors")), "ckpt save");
+    lp_checkpoint_writer_free(w8);
+    w8 = lp_checkpoint_writer_new();
+    check(lp_checkpoint_writer_add_u64(w8, "step", 0), "ckpt u64");
+    check(lp_checkpoint_writer_save(w8, seed_path("checkpoint", "scalars_only.safetensors")), "ckpt save");
+    lp_checkpoint_writer_free(w8);
+}
+
 int main(int argc, char **argv)
 {
     g_out = argc > 1 ? argv[1] : "fuzz/corpus";
@@ -315,5 +340,6 @@ int main(int argc, char **argv)
     gen_peft();
     gen_model_dir();
     gen_split();
+    gen_checkpoint();
     return 0;
 }

@@ -61,8 +61,10 @@ for k, v in ARR.items():
 def npz(members, compress):
     b = io.BytesIO()
     with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as z:
-        for name, data in members.items():
-            z.writestr(name + ".npy", data)
+        for name, data in members.items():  # fixed timestamps: the same bytes on every run
+            info = zipfile.ZipInfo(name + ".npy", date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            z.writestr(info, data)
     return b.getvalue()
 
 
