@@ -45,6 +45,14 @@ static void on_epoch(const lp_gnn_epoch *e, void *user)
     }
 }
 
+/* A float flag value as the user wrote it (0.001, not 0.0010000000474974513). */
+static double short_float(float v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", (double)v);
+    return strtod(b, NULL);
+}
+
 static cJSON *mem_json(const lp_mem_stats *m)
 {
     cJSON *o = cJSON_CreateObject();
@@ -75,8 +83,8 @@ static int write_results(const char *path, const lp_graph_dataset *ds, const lp_
     if (cfg->kind == LP_GNN_GAT) cJSON_AddNumberToObject(c, "heads", cfg->heads);
     cJSON_AddStringToObject(c, "method", method);
     cJSON_AddStringToObject(c, "task", task);
-    cJSON_AddNumberToObject(c, "lr", cfg->lr);
-    cJSON_AddNumberToObject(c, "weight_decay", cfg->weight_decay);
+    cJSON_AddNumberToObject(c, "lr", short_float(cfg->lr));
+    cJSON_AddNumberToObject(c, "weight_decay", short_float(cfg->weight_decay));
     cJSON_AddNumberToObject(c, "epochs", cfg->epochs);
     cJSON_AddNumberToObject(c, "eval_every", cfg->eval_every);
     cJSON_AddNumberToObject(c, "patience", cfg->patience);
