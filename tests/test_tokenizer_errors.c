@@ -239,7 +239,7 @@ static void test_hf_unsupported(void **state)
 {
     (void)state;
     static const struct { const char *json, *needle; } cases[] = {
-        { "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":0},\"unk_token\":\"[UNK]\"}}", "'WordPiece'" },
+        { "{\"model\":{\"type\":\"WordLevel\",\"vocab\":{\"a\":0},\"unk_token\":\"[UNK]\"}}", "'WordLevel'" },
         { "{\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}}", "'Unigram'" },
         { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"}}",
           "'BertPreTokenizer'" },

@@ -1,7 +1,8 @@
 /* The tokenizer handle: vocabulary tables, added/special tokens, and the public encode /
  * decode / lookup calls. The loaders (tokenizer_gpt2.c, tokenizer_hfjson.c,
- * tokenizer_llama2c.c) fill a handle through tk_alloc_vocab / tk_set_token / tk_add_added and
- * call tk_finish; the BPE engine is in tokenizer_bpe.c. */
+ * tokenizer_llama2c.c, tokenizer_wordpiece.c) fill a handle through tk_alloc_vocab /
+ * tk_set_token / tk_add_added and call tk_finish; the BPE engine is in tokenizer_bpe.c, the
+ * WordPiece normalizer, pre-tokenizer and model in tokenizer_wordpiece.c. */
 #include "io/tokenizer_internal.h"
 
 #include <stdio.h>
@@ -110,6 +111,7 @@ static int added_cmp(const void *pa, const void *pb, void *pool)
 static void decode_token(const lp_tokenizer *t, int32_t id, const char *s, size_t n, char *o, size_t *on)
 {
     int b;
+    if (t->kind == LP_TOKENIZER_WORDPIECE) { tk_wp_decode_token(t, s, n, o, on); return; } /* added tokens too */
     if (t->tok_flags[id] & TK_FLAG_ADDED) { memcpy(o, s, n); *on = n; return; }
     switch (t->kind) {
     case LP_TOKENIZER_GPT2:
@@ -161,8 +163,8 @@ lp_status tk_finish(lp_tokenizer *t)
     for (size_t i = 0; i < t->n_added; i++)
         LP_TRY(tk_map_put(&t->vocab, t->pool.p + t->added[i].off, t->added[i].len, t->added[i].id, NULL));
 
-    /* decoded bytes: never longer than the token string */
-    LP_TRY(tk_bytes_reserve(&t->dpool, t->pool.n));
+    /* decoded bytes: never longer than the token string + 1 (WordPiece's space) */
+    LP_TRY(tk_bytes_reserve(&t->dpool, t->pool.n + n));
     for (size_t i = 0; i < n; i++) {
         t->dec_off[i] = (uint32_t)t->dpool.n;
         t->dec_len[i] = 0;
@@ -348,6 +350,8 @@ static lp_status encode_segment(lp_tokenizer *t, const char *s, size_t n, int fi
     }
     case LP_TOKENIZER_LLAMA2C:
         return tk_llama2c_encode(t, s, n, out);
+    case LP_TOKENIZER_WORDPIECE:
+        return tk_wp_encode(t, s, n, out);
     default:
         return lp_error(LP_ERR_INTERNAL, "%s: unknown tokenizer kind %d", t->path, (int)t->kind);
     }
@@ -364,9 +368,12 @@ lp_status lp_tokenizer_encode(lp_tokenizer *t, const char *text, size_t len, uns
         return lp_error(LP_ERR_INVALID_ARG, "%s: BOS asked for but this tokenizer has none", t->path);
     if ((flags & LP_TOKENIZER_ADD_EOS) && t->eos < 0)
         return lp_error(LP_ERR_INVALID_ARG, "%s: EOS asked for but this tokenizer has none", t->path);
+    int special = (flags & LP_TOKENIZER_ADD_SPECIAL) != 0;
+    int add_bos = (flags & LP_TOKENIZER_ADD_BOS) || (special && t->tpl_bos && t->bos >= 0);
+    int add_eos = (flags & LP_TOKENIZER_ADD_EOS) || (special && t->tpl_eos && t->eos >= 0);
     tk_ids out = {0};
     lp_status st = tk_ids_reserve(&out, len / 3 + 8);
-    if (st == LP_OK && (flags & LP_TOKENIZER_ADD_BOS)) st = tk_ids_push(&out, t->bos);
+    if (st == LP_OK && add_bos) st = tk_ids_push(&out, t->bos);
     size_t pos = 0;
     while (st == LP_OK && pos < len) {
         size_t mb = len, me = len;
@@ -377,7 +384,7 @@ lp_status lp_tokenizer_encode(lp_tokenizer *t, const char *text, size_t len, uns
         st = tk_ids_push(&out, id);
         pos = me;
     }
-    if (st == LP_OK && (flags & LP_TOKENIZER_ADD_EOS)) st = tk_ids_push(&out, t->eos);
+    if (st == LP_OK && add_eos) st = tk_ids_push(&out, t->eos);
     if (st != LP_OK || out.n == 0) {
         tk_ids_free(&out);
         return st;
@@ -397,6 +404,14 @@ static lp_status span_add(span_ctx *c, size_t b, size_t e, int32_t special)
 {
     lp_tokenizer_span sp = { b, e, special };
     return tk_bytes_append(&c->spans, &sp, sizeof sp);
+}
+
+static lp_status span_word(void *ctx, const char *w, size_t n, size_t b, size_t e)
+{
+    (void)w;
+    (void)n;
+    span_ctx *c = ctx;
+    return span_add(c, c->origin + b, c->origin + e, -1);
 }
 
 static lp_status span_piece(void *ctx, const char *p, size_t n)
@@ -441,6 +456,9 @@ lp_status lp_tokenizer_pretokenize(const lp_tokenizer *t, const char *text, size
                 c.shift = 0;
                 st = tk_split(t, s, n, span_piece, &c);
             }
+        } else if (n && t->kind == LP_TOKENIZER_WORDPIECE) {
+            c.origin = pos;
+            st = tk_wp_words(t, s, n, span_word, &c);
         } else if (n && t->kind == LP_TOKENIZER_HF_SENTENCEPIECE && t->meta && t->meta_split) {
             size_t b = pos;
             for (size_t i = pos + 1; st == LP_OK && i < mb; i++)
@@ -470,6 +488,11 @@ static void piece_of(const lp_tokenizer *t, int32_t prev, int32_t id, int at_sta
     *p = t->dpool.p + t->dec_off[id];
     *n = t->dec_len[id];
     int strip = 0;
+    if (t->kind == LP_TOKENIZER_WORDPIECE && at_start) { /* the decoder leaves the first token as it is */
+        *p = t->pool.p + t->tok_off[id];
+        *n = t->tok_len[id];
+        return;
+    }
     if (t->kind == LP_TOKENIZER_LLAMA2C) strip = at_start || (prev >= 0 && prev == t->bos);
     else if (t->kind == LP_TOKENIZER_HF_SENTENCEPIECE) strip = t->dec_strip_space && at_start;
     if (strip && *n && (*p)[0] == ' ' && !(t->tok_flags[id] & TK_FLAG_ADDED)) { (*p)++; (*n)--; }
@@ -490,7 +513,7 @@ lp_status lp_tokenizer_decode(const lp_tokenizer *t, const int32_t *ids, size_t 
     *text = NULL;
     *len = 0;
     if (!t || (!ids && n)) return lp_error(LP_ERR_INVALID_ARG, "lp_tokenizer_decode: NULL tokenizer or ids");
-    size_t total = 1;
+    size_t total = 1 + (t->kind == LP_TOKENIZER_WORDPIECE ? t->max_tok_len : 0); /* its first token is raw */
     for (size_t i = 0; i < n; i++) {
         LP_TRY(check_id(t, ids[i], i));
         total += t->dec_len[ids[i]];
@@ -521,7 +544,8 @@ lp_status lp_tokenizer_decode_piece(const lp_tokenizer *t, int32_t prev, int32_t
 {
     if (!t || !bytes || !len) return lp_error(LP_ERR_INVALID_ARG, "lp_tokenizer_decode_piece: NULL argument");
     LP_TRY(check_id(t, id, 0));
-    int at_start = prev < 0 || (prev < t->n_vocab && (t->tok_flags[prev] & TK_FLAG_SPECIAL));
+    int at_start = prev < 0 || (t->kind != LP_TOKENIZER_WORDPIECE && prev < t->n_vocab &&
+                                (t->tok_flags[prev] & TK_FLAG_SPECIAL));
     piece_of(t, prev, id, at_start, bytes, len);
     return LP_OK;
 }
@@ -532,7 +556,8 @@ lp_tokenizer_kind lp_tokenizer_get_kind(const lp_tokenizer *t) { return t ? t->k
 
 const char *lp_tokenizer_kind_name(lp_tokenizer_kind kind)
 {
-    static const char *const names[LP_TOKENIZER_KIND_COUNT] = { "gpt2", "hf-bytelevel", "hf-sentencepiece", "llama2c" };
+    static const char *const names[LP_TOKENIZER_KIND_COUNT] = { "gpt2", "hf-bytelevel", "hf-sentencepiece", "llama2c",
+                                                                 "wordpiece" };
     return (int)kind >= 0 && kind < LP_TOKENIZER_KIND_COUNT ? names[kind] : "unknown";
 }
 
@@ -597,7 +622,9 @@ lp_status lp_tokenizer_open(lp_tokenizer **out, const char *path)
         if (exists(path, "encoder.json", a, sizeof a) && exists(path, "vocab.bpe", b, sizeof b))
             return lp_tokenizer_open_gpt2(out, a, b);
         if (exists(path, "tokenizer.bin", a, sizeof a)) return lp_tokenizer_open_llama2c(out, a);
-        return lp_error(LP_ERR_NOT_FOUND, "%s: no tokenizer.json, encoder.json + vocab.bpe or tokenizer.bin in it", path);
+        if (exists(path, "vocab.txt", a, sizeof a)) return lp_tokenizer_open_wordpiece(out, a, NULL);
+        return lp_error(LP_ERR_NOT_FOUND, "%s: no tokenizer.json, encoder.json + vocab.bpe, tokenizer.bin or vocab.txt in it",
+                        path);
     }
     if (has_suffix(path, "encoder.json")) { /* GPT-2's pair: vocab.bpe beside it */
         char dir[4096], b[4096];
@@ -608,5 +635,6 @@ lp_status lp_tokenizer_open(lp_tokenizer **out, const char *path)
     }
     if (has_suffix(path, ".json")) return lp_tokenizer_open_hf(out, path);
     if (has_suffix(path, ".bin")) return lp_tokenizer_open_llama2c(out, path);
-    return lp_error(LP_ERR_UNSUPPORTED, "%s: not a tokenizer name (want a directory, *.json or *.bin)", path);
+    if (has_suffix(path, ".txt")) return lp_tokenizer_open_wordpiece(out, path, NULL);
+    return lp_error(LP_ERR_UNSUPPORTED, "%s: not a tokenizer name (want a directory, *.json, *.bin or *.txt)", path);
 }

@@ -8,7 +8,8 @@
  *   rank mode (lowest merge rank first, ties leftmost: the same result as GPT-2's encoder.py
  *   and Hugging Face's BPE) and score mode (highest vocabulary score first, ties leftmost: the
  *   same result as llama2.c's run.c, which rescans all pairs each step).
- * - A per-word cache of results (words up to TK_CACHE_WORD_MAX bytes). */
+ * - A per-word cache of results (words up to TK_CACHE_WORD_MAX bytes), which WordPiece words
+ *   (tokenizer_wordpiece.c) go through too. */
 #include "io/tokenizer_internal.h"
 
 #include <string.h>
@@ -58,8 +59,7 @@ size_t tk_utf8_len(const char *s, size_t n)
     return l;
 }
 
-/* Strict decode of one UTF-8 character; returns its length, or 0 if invalid at s. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+size_t tk_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
     unsigned c = s[0];
     if (c < 0x80) { *cp = c; return 1; }
@@ -84,7 +84,7 @@ void tk_bytes_decode_bytelevel(const char *s, size_t n, char *out, size_t *out_n
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t l = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        size_t l = tk_utf8_decode((const unsigned char *)s + i, n - i, &cp);
         int b = l ? tk_unicode_to_byte(cp) : -1;
         if (b >= 0) {
             out[o++] = (char)b;
@@ -310,6 +310,7 @@ static void push_unk(lp_tokenizer *t, int32_t *k, int *last_unk)
 lp_status tk_bpe_word(lp_tokenizer *t, const char *w, size_t n, tk_ids *out)
 {
     if (n == 0) return LP_OK;
+    if (t->kind == LP_TOKENIZER_WORDPIECE) return tk_wp_word(t, w, n, out); /* same per-word cache */
     int bytelevel = t->kind == LP_TOKENIZER_GPT2 || t->kind == LP_TOKENIZER_HF_BYTELEVEL;
     if (t->ignore_merges) {
         const int64_t *v = tk_map_get(bytelevel ? &t->whole : &t->vocab, w, n);

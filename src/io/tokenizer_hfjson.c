@@ -1,4 +1,4 @@
-/* Hugging Face tokenizer.json with a BPE model.
+/* Hugging Face tokenizer.json with a BPE model (a WordPiece model goes to tokenizer_wordpiece.c).
  *
  * Byte-level flavour (GPT-2, Llama-3, Qwen): pre_tokenizer ByteLevel (its GPT-2 regex when
  * use_regex), optionally after Split regexes (Isolated) or Digits, in a Sequence; decoder
@@ -6,7 +6,7 @@
  * Replace(" " -> "▁") or a Metaspace pre-tokenizer; byte_fallback <0xNN> tokens; decoder
  * Replace("▁" -> " ") + ByteFallback + Fuse + Strip, or Metaspace. merges as "a b" strings or
  * ["a", "b"] pairs; added_tokens (special or not) are matched in the text before the rest.
- * Anything else (WordPiece/Unigram models, other normalizers or pre-tokenizers) is
+ * Anything else (Unigram/WordLevel models, other normalizers or pre-tokenizers) is
  * LP_ERR_UNSUPPORTED naming the file and the part. */
 #include "io/tokenizer_internal.h"
 
@@ -16,7 +16,7 @@
 
 #include "leanprop/alloc.h"
 
-/* ---- JSON helpers (also used by the GPT-2 loader) ---- */
+/* ---- JSON helpers (also used by the GPT-2 and WordPiece loaders) ---- */
 
 lp_status tk_json_load(const char *path, cJSON **root)
 {
@@ -83,6 +83,10 @@ static const cJSON *jget(const cJSON *o, const char *key)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
+
+const char *tk_jstr(const cJSON *o, const char *key) { return jstr(o, key); }
+int tk_jbool(const cJSON *o, const char *key, int def) { return jbool(o, key, def); }
+const cJSON *tk_jget(const cJSON *o, const char *key) { return jget(o, key); }
 
 static lp_status copy_pat(const char *path, const char *what, const char *s, char *dst, size_t cap, size_t *n)
 {
@@ -265,13 +269,13 @@ static int32_t special_id(const lp_tokenizer *t, const cJSON *specials, const ch
     return tk_lookup(t, name, strlen(name));
 }
 
-static void parse_post(lp_tokenizer *t, const cJSON *o, int depth)
+void tk_json_post(lp_tokenizer *t, const cJSON *o, int depth)
 {
     const char *type = o ? jstr(o, "type") : NULL;
     if (!type || depth > 4) return;
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = jget(o, "processors");
-        for (const cJSON *e = cJSON_IsArray(list) ? list->child : NULL; e; e = e->next) parse_post(t, e, depth + 1);
+        for (const cJSON *e = cJSON_IsArray(list) ? list->child : NULL; e; e = e->next) tk_json_post(t, e, depth + 1);
     } else if (!strcmp(type, "TemplateProcessing")) {
         const cJSON *single = jget(o, "single"), *specials = jget(o, "special_tokens");
         int seen_seq = 0;
@@ -281,14 +285,23 @@ static void parse_post(lp_tokenizer *t, const cJSON *o, int depth)
             const char *name = sp ? jstr(sp, "id") : NULL;
             if (!name) continue;
             int32_t id = special_id(t, specials, name);
-            if (!seen_seq && t->bos < 0) t->bos = id;
-            if (seen_seq && t->eos < 0) t->eos = id;
+            if (id < 0) continue;
+            if (!seen_seq && t->bos < 0) { t->bos = id; t->tpl_bos = 1; }
+            if (seen_seq && t->eos < 0) { t->eos = id; t->tpl_eos = 1; }
         }
     } else if (!strcmp(type, "RobertaProcessing") || !strcmp(type, "BertProcessing")) {
         const cJSON *cls = jget(o, "cls"), *sep = jget(o, "sep");
         int32_t id;
-        if (cJSON_IsArray(cls) && cJSON_GetArraySize(cls) == 2 && json_id(cJSON_GetArrayItem(cls, 1), &id) && id < t->n_vocab && t->bos < 0) t->bos = id;
-        if (cJSON_IsArray(sep) && cJSON_GetArraySize(sep) == 2 && json_id(cJSON_GetArrayItem(sep, 1), &id) && id < t->n_vocab && t->eos < 0) t->eos = id;
+        if (cJSON_IsArray(cls) && cJSON_GetArraySize(cls) == 2 && json_id(cJSON_GetArrayItem(cls, 1), &id) &&
+            id < t->n_vocab && t->bos < 0) {
+            t->bos = id;
+            t->tpl_bos = 1;
+        }
+        if (cJSON_IsArray(sep) && cJSON_GetArraySize(sep) == 2 && json_id(cJSON_GetArrayItem(sep, 1), &id) &&
+            id < t->n_vocab && t->eos < 0) {
+            t->eos = id;
+            t->tpl_eos = 1;
+        }
     }
 }
 
@@ -333,6 +346,34 @@ static lp_status load_merges(lp_tokenizer *t, const cJSON *merges)
     return LP_OK;
 }
 
+/* ---- added tokens ---- */
+
+lp_status tk_json_added_max(const cJSON *root, const char *path, int32_t *max_id)
+{
+    const cJSON *added = jget(root, "added_tokens");
+    int32_t id;
+    if (added && !cJSON_IsArray(added)) return lp_error(LP_ERR_FORMAT, "%s: added_tokens is not a list", path);
+    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
+        if (!json_id(jget(a, "id"), &id) || !jstr(a, "content"))
+            return lp_error(LP_ERR_FORMAT, "%s: an added token lacks an integer id or a content string", path);
+        if (id > *max_id) *max_id = id;
+    }
+    return LP_OK;
+}
+
+lp_status tk_json_added_set(lp_tokenizer *t, const cJSON *root, const char *path)
+{
+    const cJSON *added = jget(root, "added_tokens");
+    for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; a; a = a->next) {
+        const char *content = jstr(a, "content");
+        int32_t id = -1;
+        if (!content || !json_id(jget(a, "id"), &id)) return lp_error(LP_ERR_FORMAT, "%s: bad added token", path);
+        LP_TRY(tk_add_added(t, id, content, strlen(content), jbool(a, "special", 0), jbool(a, "lstrip", 0),
+                            jbool(a, "rstrip", 0)));
+    }
+    return LP_OK;
+}
+
 /* ---- open ---- */
 
 static lp_status build(lp_tokenizer **out, const char *path, const cJSON *root)
@@ -341,8 +382,9 @@ static lp_status build(lp_tokenizer **out, const char *path, const cJSON *root)
     const cJSON *model = jget(root, "model");
     if (!cJSON_IsObject(model)) return lp_error(LP_ERR_FORMAT, "%s: no \"model\" object", path);
     const char *mtype = jstr(model, "type");
+    if (mtype && !strcmp(mtype, "WordPiece")) return tk_wp_build_json(out, path, root);
     if (mtype && strcmp(mtype, "BPE"))
-        return lp_error(LP_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (only BPE)", path, mtype);
+        return lp_error(LP_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (only BPE and WordPiece)", path, mtype);
     const cJSON *vocab = jget(model, "vocab"), *merges = jget(model, "merges");
     if (!cJSON_IsObject(vocab)) return lp_error(LP_ERR_FORMAT, "%s: model.vocab is not a {\"token\": id} object", path);
     if (merges && !cJSON_IsArray(merges)) return lp_error(LP_ERR_FORMAT, "%s: model.merges is not a list", path);
@@ -358,15 +400,9 @@ static lp_status build(lp_tokenizer **out, const char *path, const cJSON *root)
     int bytelevel = cfg.bytelevel || cfg.dec_bytelevel;
     if (bytelevel && cfg.has_meta) return lp_error(LP_ERR_UNSUPPORTED, "%s: both ByteLevel and Metaspace", path);
 
-    int32_t max_id = -1, id;
+    int32_t max_id = -1;
     LP_TRY(tk_json_vocab_max(vocab, path, &max_id));
-    const cJSON *added = jget(root, "added_tokens");
-    if (added && !cJSON_IsArray(added)) return lp_error(LP_ERR_FORMAT, "%s: added_tokens is not a list", path);
-    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
-        if (!json_id(jget(a, "id"), &id) || !jstr(a, "content"))
-            return lp_error(LP_ERR_FORMAT, "%s: an added token lacks an integer id or a content string", path);
-        if (id > max_id) max_id = id;
-    }
+    LP_TRY(tk_json_added_max(root, path, &max_id));
 
     lp_tokenizer *t = tk_new(bytelevel ? LP_TOKENIZER_HF_BYTELEVEL : LP_TOKENIZER_HF_SENTENCEPIECE, path);
     if (!t) return LP_ERR_NOMEM;
@@ -374,14 +410,7 @@ static lp_status build(lp_tokenizer **out, const char *path, const cJSON *root)
     cfg = (hf_cfg){ .path = path, .t = t };
     LP_TRY(tk_alloc_vocab(t, max_id + 1));
     LP_TRY(tk_json_vocab_set(t, vocab, path));
-    for (const cJSON *a = added ? added->child : NULL; a; a = a->next) {
-        const char *content = jstr(a, "content");
-        id = -1;
-        if (!content || !json_id(jget(a, "id"), &id))
-            return lp_error(LP_ERR_FORMAT, "%s: bad added token", path);
-        LP_TRY(tk_add_added(t, id, content, strlen(content), jbool(a, "special", 0), jbool(a, "lstrip", 0),
-                            jbool(a, "rstrip", 0)));
-    }
+    LP_TRY(tk_json_added_set(t, root, path));
     LP_TRY(parse_pretok(&cfg, jget(root, "pre_tokenizer"), 0));
     LP_TRY(parse_normalizer(&cfg, jget(root, "normalizer"), 0));
     LP_TRY(parse_decoder(&cfg, jget(root, "decoder"), 0));
@@ -401,7 +430,7 @@ static lp_status build(lp_tokenizer **out, const char *path, const cJSON *root)
     if (unk) t->unk = tk_lookup(t, unk, strlen(unk));
     if (merges) LP_TRY(load_merges(t, merges));
     else LP_TRY(tk_pairmap_init(&t->merges, 0));
-    parse_post(t, jget(root, "post_processor"), 0);
+    tk_json_post(t, jget(root, "post_processor"), 0);
     guess_bos_eos(t);
     if (t->bos >= 0) t->tok_flags[t->bos] |= TK_FLAG_SPECIAL;
     if (t->eos >= 0) t->tok_flags[t->eos] |= TK_FLAG_SPECIAL;

@@ -100,13 +100,22 @@ struct lp_tokenizer {
     uint32_t added_first[257];        /* added[added_first[b] .. added_first[b+1]) start with byte b */
 
     int32_t bos, eos;
+    uint8_t tpl_bos, tpl_eos;         /* LP_TOKENIZER_ADD_SPECIAL adds BOS / EOS (post-processor template) */
+
+    /* WordPiece (tokenizer_wordpiece.c) */
+    uint8_t wp_clean, wp_cjk, wp_strip, wp_lower;  /* normalizer: BertNormalizer parts, or Lowercase / NFD+StripAccents */
+    uint8_t wp_split_ws, wp_split_punct;           /* pre-tokenizer: whitespace split, punctuation isolated */
+    uint8_t wp_dec, wp_dec_cleanup;                /* WordPiece decoder (else tokens joined with spaces), cleanup */
+    size_t wp_max_chars;                           /* longer words are the unknown token */
+    char wp_prefix[TK_MAX_PAT], wp_dec_prefix[TK_MAX_PAT];
+    size_t wp_prefix_len, wp_dec_prefix_len;
 
     /* encode-only mutable state */
     tk_map cache;                     /* word -> (offset << 20 | count) into cache_ids */
     tk_ids cache_ids;
     tk_sym *sym; size_t sym_cap;
     tk_cand *heap; size_t heap_cap;
-    char *cat; size_t cat_cap;        /* concatenation scratch (llama2.c merges) */
+    char *cat; size_t cat_cap;        /* concatenation scratch (llama2.c merges, WordPiece candidates) */
 };
 
 /* tokenizer.c: building a handle */
@@ -124,6 +133,8 @@ extern const char tk_gpt2_pattern[];
 int tk_byte_to_unicode(int byte);          /* GPT-2 bytes_to_unicode */
 int tk_unicode_to_byte(uint32_t cp);       /* inverse, -1 if cp is not one of the 256 */
 size_t tk_utf8_encode(uint32_t cp, char *out);
+/* Strict decode of one UTF-8 character at s (n > 0 bytes): its length, or 0 if invalid. */
+size_t tk_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 /* Length of the UTF-8 character starting at s (1 for a stray or truncated byte), as run.c groups. */
 size_t tk_utf8_len(const char *s, size_t n);
 lp_status tk_compile_split(lp_tokenizer *t, const char *pattern, size_t len, int literal);
@@ -146,11 +157,44 @@ void tk_bytes_decode_bytelevel(const char *s, size_t n, char *out, size_t *out_n
 lp_status tk_add_merge(lp_tokenizer *t, const char *a, size_t an, const char *b, size_t bn, int32_t rank,
                        const char *file, size_t where, int json);
 
-/* tokenizer_hfjson.c: JSON helpers shared with the GPT-2 loader (cJSON). */
+/* tokenizer_hfjson.c: JSON helpers shared with the GPT-2 and WordPiece loaders (cJSON). */
 struct cJSON;
 lp_status tk_json_load(const char *path, struct cJSON **root);
 /* Largest id in a {"token": id} object (checking every value is an integer id). */
 lp_status tk_json_vocab_max(const struct cJSON *obj, const char *path, int32_t *max_id);
 lp_status tk_json_vocab_set(lp_tokenizer *t, const struct cJSON *obj, const char *path);
+/* obj[key] as a string / bool (def when absent or another type) / non-null item (else NULL). */
+const char *tk_jstr(const struct cJSON *obj, const char *key);
+int tk_jbool(const struct cJSON *obj, const char *key, int def);
+const struct cJSON *tk_jget(const struct cJSON *obj, const char *key);
+/* tokenizer.json added_tokens: raise *max_id to the largest id (checking each entry), then add them. */
+lp_status tk_json_added_max(const struct cJSON *root, const char *path, int32_t *max_id);
+lp_status tk_json_added_set(lp_tokenizer *t, const struct cJSON *root, const char *path);
+/* BOS / EOS (and tpl_bos / tpl_eos) from a post_processor; call after tk_finish. */
+void tk_json_post(lp_tokenizer *t, const struct cJSON *post, int depth);
+
+/* tokenizer_wordpiece.c */
+/* tokenizer.json whose model is WordPiece (root already parsed; *out set as soon as allocated). */
+lp_status tk_wp_build_json(lp_tokenizer **out, const char *path, const struct cJSON *root);
+/* Normalizes and pre-tokenizes s, calling fn for each word (normalized UTF-8) with the bytes
+ * [begin, end) of s it came from. */
+typedef lp_status (*tk_word_fn)(void *ctx, const char *w, size_t n, size_t begin, size_t end);
+lp_status tk_wp_words(const lp_tokenizer *t, const char *s, size_t n, tk_word_fn fn, void *ctx);
+/* Text segment -> ids (words through the per-word cache). */
+lp_status tk_wp_encode(lp_tokenizer *t, const char *s, size_t n, tk_ids *out);
+/* Greedy longest-match-first subwords of one normalized word (the unknown token if none fits). */
+lp_status tk_wp_word(lp_tokenizer *t, const char *w, size_t n, tk_ids *out);
+/* What the decoder makes of a token that is not first: "##aff" -> "aff", "the" -> " the",
+ * "." -> "." (cleanup); out has room for n + 1 bytes. */
+void tk_wp_decode_token(const lp_tokenizer *t, const char *s, size_t n, char *out, size_t *out_n);
+
+/* tokenizer_unicode.c: character data for WordPiece (Unicode 14) */
+enum { TK_UC_OTHER = 0, TK_UC_CTRL = 1 /* Cc, Cf */, TK_UC_PUNCT = 2 /* P* */, TK_UC_MN = 3 };
+int tk_uc_class(uint32_t cp);
+size_t tk_uc_lower(uint32_t cp, uint32_t out[2]);   /* full lowercase mapping (1 or 2 code points) */
+size_t tk_uc_strip(uint32_t cp, uint32_t out[3]);   /* NFD without Mn marks (0 to 3 code points) */
+int tk_uc_is_space(uint32_t cp);                    /* White_Space (Rust's char::is_whitespace) */
+int tk_uc_is_cjk(uint32_t cp);                      /* BERT's CJK ideograph blocks */
+int tk_uc_is_punct(uint32_t cp);                    /* P* or ASCII punctuation/symbols (BERT) */
 
 #endif

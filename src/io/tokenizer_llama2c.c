@@ -77,6 +77,7 @@ static lp_status load(lp_tokenizer *t, const char *path, const unsigned char *bu
     t->unk = 0;
     t->bos = 1;
     t->eos = 2;
+    t->tpl_bos = 1; /* run.c starts every prompt with BOS */
     return tk_finish(t);
 }
 
