@@ -214,6 +214,9 @@ lp_status lp_ft_plan_memory_ex(const lp_transformer_config *cfg, const lp_ft_set
         threads = 1;
 #endif
     }
+    if (cfg->arch != LP_ARCH_LLAMA && T > cfg->max_positions)
+        return lp_error(LP_ERR_INVALID_ARG, "%s: T = %lld exceeds the model's %lld learned positions", fn, (long long)T,
+                        (long long)cfg->max_positions);
     lp_transformer_mem_plan tp;
     LP_TRY(lp_transformer_plan_memory(cfg, B, T, n_selected, &tp));
 
