@@ -77,20 +77,6 @@ const cli_command cli_commands[] = {
      "  --dense          dense features    --no-normalize  skip NormalizeFeatures\n"
      "  --threads N      threads for OpenMP and OpenBLAS   --quiet  no progress bar\n",
      cmd_gnn},
-    {"tokenize", "encode text or decode ids with a tokenizer (BPE, WordPiece); count tokens and time it",
-     "usage: leanprop tokenize --tokenizer PATH (--text STR | --file PATH | --decode IDS) [flags]\n"
-     "  --tokenizer P     tokenizer.json, BERT vocab.txt, GPT-2 encoder.json, llama2.c tokenizer.bin,\n"
-     "                    or a directory holding one (docs/TOKENIZERS.md)\n"
-     "  --text S          text to encode           --file P   a file to encode ('-': standard input)\n"
-     "  --decode IDS      decode ids such as 101,7592,102 and print the text\n"
-     "  Encoding prints one 'id<TAB>token' line per token (the token as the vocabulary spells it).\n"
-     "  --ids             print only the ids, comma-separated (the form --decode reads)\n"
-     "  --count           print the token count and the encode time and speed instead\n"
-     "  --special         add what the tokenizer's template adds ([CLS] ... [SEP] for BERT, BOS for Llama)\n"
-     "  --bos / --eos     put BOS first / EOS last\n"
-     "  --special-as-text special tokens written in the text are ordinary text\n"
-     "  --skip-special    with --decode: leave special tokens out\n",
-     cmd_tokenize},
     {"finetune", "fine-tune a transformer: full / LoRA / QLoRA, with TokenTune token selection",
      "usage: leanprop finetune --model PATH --data FILE [flags]\n"
      "  Trains on causal-LM data (plain text, or JSONL: Alpaca {instruction,input,output},\n"
