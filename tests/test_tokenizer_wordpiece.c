@@ -1,11 +1,13 @@
 /* WordPiece (BERT): a small vocab.txt written here, and the same vocabulary as a tokenizer.json
  * laid out like bert-base-uncased's. Expected ids are worked out by hand from the vocabulary
  * below, following Hugging Face's BertNormalizer, BertPreTokenizer, WordPiece model and
- * decoder; then bad files, allocation failures and random input. */
+ * decoder; then bad files, allocation failures, random input, and the `leanprop tokenize`
+ * command run as a process. */
 #include "test_tokenizer_util.h"
 
 #include <cjson/cJSON.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static const char *const VOCAB[] = {
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",                   /* 0..4 */
@@ -533,8 +535,80 @@ static void test_add_special_other_kinds(void **state)
     lp_tokenizer_close(t);
 }
 
-int main(void)
+/* `leanprop tokenize`, run as a process: the CLI binary sits at BUILD/leanprop beside BUILD/tests. */
+static char cli_path[4096];
+
+static int run_cli(const char *args, char *out, size_t cap)
 {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s tokenize %s 2>&1", cli_path, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_cli(void **state)
+{
+    (void)state;
+    struct stat sb;
+    if (stat(cli_path, &sb) != 0) { LP_SKIP("CLI binary %s not built (make cli)", cli_path); }
+    char dir[] = "/tmp/lp-wp-cli-XXXXXX", v[64];
+    assert_non_null(mkdtemp(dir)); /* a directory of its own: no stray tokenizer_config.json beside */
+    snprintf(v, sizeof v, "%s/vocab.txt", dir);
+    FILE *f = fopen(v, "wb");
+    assert_non_null(f);
+    fputs(vocab_text(), f);
+    fclose(f);
+    char args[4096], out[4096];
+    snprintf(args, sizeof args, "--tokenizer %s --text 'Hello, World!' --special --ids", dir);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    assert_string_equal(out, "2,8,9,10,11,3\n");
+    snprintf(args, sizeof args, "--tokenizer %s --text unaffable", v);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    assert_string_equal(out, "5\tun\n6\t##aff\n7\t##able\n");
+    snprintf(args, sizeof args, "--tokenizer %s --decode 2,8,9,10,11,3", v);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    assert_string_equal(out, "[CLS] hello, world! [SEP]\n");
+    snprintf(args, sizeof args, "--tokenizer %s --decode '2, 8 9' --skip-special", v);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    assert_string_equal(out, "hello,\n");
+    snprintf(args, sizeof args, "--tokenizer %s --file - --count < %s", v, v); /* the vocabulary as text */
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    lp_tokenizer *t = open_vocab(NULL);
+    int32_t *ids;
+    size_t n;
+    LP_ASSERT_OK(lp_tokenizer_encode(t, vocab_text(), strlen(vocab_text()), 0, &ids, &n));
+    lp_free(ids);
+    lp_tokenizer_close(t);
+    char want[64];
+    snprintf(want, sizeof want, "tokens %zu\nbytes %zu\n", n, strlen(vocab_text()));
+    if (!strstr(out, want)) fail_msg("--count printed '%s', want '%s'", out, want);
+    assert_non_null(strstr(out, "MB/s"));
+    /* errors: exit codes and messages */
+    snprintf(args, sizeof args, "--tokenizer %s --decode 2,x", v);
+    assert_int_equal(run_cli(args, out, sizeof out), 2);
+    assert_non_null(strstr(out, "'x' is not an id"));
+    snprintf(args, sizeof args, "--tokenizer %s --decode 99", v);
+    assert_int_equal(run_cli(args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "id 99"));
+    assert_int_equal(run_cli("--tokenizer /nonexistent/vocab.txt --text x", out, sizeof out), 1);
+    assert_non_null(strstr(out, "/nonexistent/vocab.txt"));
+    snprintf(args, sizeof args, "--tokenizer %s", dir);
+    assert_int_equal(run_cli(args, out, sizeof out), 2);
+    unlink(v);
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    snprintf(cli_path, sizeof cli_path, "%s", argv[0]);
+    char *slash = strrchr(cli_path, '/');
+    if (slash) snprintf(slash, sizeof cli_path - (size_t)(slash - cli_path), "/../leanprop");
+    else snprintf(cli_path, sizeof cli_path, "../leanprop");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vocab_txt),
         cmocka_unit_test(test_options),
@@ -545,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_random_input),
         cmocka_unit_test(test_add_special_other_kinds),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

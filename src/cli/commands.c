@@ -40,22 +40,6 @@ const cli_command cli_commands[] = {
      "  --show-ids      print token ids instead of text\n"
      "  --threads N     threads for OpenMP and OpenBLAS\n",
      cmd_generate},
-    {"memplan", "predict peak memory per category of a fine-tuning step from a config, without running it",
-     "usage: leanprop memplan --model DIR|config.json [flags]\n"
-     "  Reads only the config (no weights) and prints the exact bytes one training step (forward,\n"
-     "  backward, optimizer update) holds per category at its peak: weights (NF4 for QLoRA),\n"
-     "  gradients, optimizer state, saved activations, scratch, data (one batch) and the total.\n"
-     "  Formulas: docs/FINETUNE_MODEL.md.\n"
-     "  --method M        full | lora (default) | qlora       --full-only S  full: train names containing S\n"
-     "  --lora-r N        rank (default 8)   --lora-alpha A (default 16)   --lora-dropout P (default 0.05)\n"
-     "  --lora-targets L  e.g. q_proj,v_proj or all-linear (default: PEFT's for the model type)\n"
-     "  --tokens S        TokenTune: all (default), K per sequence, or a fraction 0.3 / 30%\n"
-     "  --batch B         sequences (default 8)   --seq T   tokens per sequence (default 256)\n"
-     "  --optimizer O     adamw (default) | adam | sgd (momentum) | sgd0 | none\n"
-     "  --task lm|cls     cls: a decoder gets a \"score\" head (--num-labels N, default 2)\n"
-     "  --no-double-quant QLoRA absmax in fp32     --threads N   (attention scratch is per thread)\n"
-     "  --json            one JSON object instead of the table\n",
-     cmd_memplan},
     {"gnn", "train a graph neural network (GCN, SAGE, GAT) for node classification or link prediction",
      "usage: leanprop gnn --dataset PATH [flags]\n"
      "  Trains and evaluates over several runs, one split per run, and prints a line per run,\n"
@@ -148,5 +132,19 @@ const cli_command cli_commands[] = {
      "  --json F          write the numbers as one JSON object\n"
      "  --threads N       threads for OpenMP and OpenBLAS\n",
      cmd_eval},
+    {"tokenize", "encode text or decode ids with a tokenizer (BPE, WordPiece); count tokens and time it",
+     "usage: leanprop tokenize --tokenizer PATH (--text STR | --file PATH | --decode IDS) [flags]\n"
+     "  --tokenizer P     tokenizer.json, BERT vocab.txt, GPT-2 encoder.json, llama2.c tokenizer.bin,\n"
+     "                    or a directory holding one (docs/TOKENIZERS.md)\n"
+     "  --text S          text to encode           --file P   a file to encode ('-': standard input)\n"
+     "  --decode IDS      decode ids such as 101,7592,102 and print the text\n"
+     "  Encoding prints one 'id<TAB>token' line per token (the token as the vocabulary spells it).\n"
+     "  --ids             print only the ids, comma-separated (the form --decode reads)\n"
+     "  --count           print the token count and the encode time and speed instead\n"
+     "  --special         add what the tokenizer's template adds ([CLS] ... [SEP] for BERT, BOS for Llama)\n"
+     "  --bos / --eos     put BOS first / EOS last\n"
+     "  --special-as-text special tokens written in the text are ordinary text\n"
+     "  --skip-special    with --decode: leave special tokens out\n",
+     cmd_tokenize},
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);

@@ -17,10 +17,10 @@ extern const int cli_n_commands;
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
-int cmd_memplan(int argc, char **argv);
 int cmd_gnn(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 /* Print "leanprop: <status name>: <message>" and return exit code 1. */
 int cli_fail(const char *what);
