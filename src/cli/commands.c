@@ -40,6 +40,22 @@ const cli_command cli_commands[] = {
      "  --show-ids      print token ids instead of text\n"
      "  --threads N     threads for OpenMP and OpenBLAS\n",
      cmd_generate},
+    {"memplan", "predict peak memory per category of a fine-tuning step from a config, without running it",
+     "usage: leanprop memplan --model DIR|config.json [flags]\n"
+     "  Reads only the config (no weights) and prints the exact bytes one training step (forward,\n"
+     "  backward, optimizer update) holds per category at its peak: weights (NF4 for QLoRA),\n"
+     "  gradients, optimizer state, saved activations, scratch, data (one batch) and the total.\n"
+     "  Formulas: docs/FINETUNE_MODEL.md.\n"
+     "  --method M        full | lora (default) | qlora       --full-only S  full: train names containing S\n"
+     "  --lora-r N        rank (default 8)   --lora-alpha A (default 16)   --lora-dropout P (default 0.05)\n"
+     "  --lora-targets L  e.g. q_proj,v_proj or all-linear (default: PEFT's for the model type)\n"
+     "  --tokens S        TokenTune: all (default), K per sequence, or a fraction 0.3 / 30%\n"
+     "  --batch B         sequences (default 8)   --seq T   tokens per sequence (default 256)\n"
+     "  --optimizer O     adamw (default) | adam | sgd (momentum) | sgd0 | none\n"
+     "  --task lm|cls     cls: a decoder gets a \"score\" head (--num-labels N, default 2)\n"
+     "  --no-double-quant QLoRA absmax in fp32     --threads N   (attention scratch is per thread)\n"
+     "  --json            one JSON object instead of the table\n",
+     cmd_memplan},
     {"gnn", "train a graph neural network (GCN, SAGE, GAT) for node classification or link prediction",
      "usage: leanprop gnn --dataset PATH [flags]\n"
      "  Trains and evaluates over several runs, one split per run, and prints a line per run,\n"

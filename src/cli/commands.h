@@ -17,6 +17,7 @@ extern const int cli_n_commands;
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_memplan(int argc, char **argv);
 int cmd_gnn(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
