@@ -25,22 +25,16 @@ void fgnn_relu_mask(float *dz, const float *y, int64_t n)
         if (!(y[i] > 0)) dz[i] = 0.0f;
 }
 
-uint64_t *fgnn_mask_new(int64_t n) { return lp_alloc_array(LP_MEM_ACTIVATIONS, (size_t)(n + 63) / 64, sizeof(uint64_t)); }
+uint8_t *fgnn_mask_new(int64_t n) { return lp_alloc_array(LP_MEM_ACTIVATIONS, (size_t)(n > 0 ? n : 1), 1); }
 
-void fgnn_mask_set(uint64_t *bits, const float *y, int64_t n)
+void fgnn_mask_set(uint8_t *mask, const float *y, int64_t n)
 {
-    for (int64_t w = 0; w < (n + 63) / 64; w++) {
-        uint64_t b = 0;
-        int64_t i0 = w * 64, i1 = i0 + 64 < n ? i0 + 64 : n;
-        for (int64_t i = i0; i < i1; i++) b |= (uint64_t)(y[i] > 0) << (i - i0);
-        bits[w] = b;
-    }
+    for (int64_t i = 0; i < n; i++) mask[i] = y[i] > 0;
 }
 
-void fgnn_mask_apply(float *dz, const uint64_t *bits, int64_t n)
+void fgnn_mask_apply(float *dz, const uint8_t *mask, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++)
-        if (!((bits[i >> 6] >> (i & 63)) & 1)) dz[i] = 0.0f;
+    for (int64_t i = 0; i < n; i++) dz[i] = mask[i] ? dz[i] : 0.0f;
 }
 
 /* ---- streams ---- */
@@ -339,6 +333,7 @@ void fgnn_run_end(fgnn_run *r, lp_fgnn_model **model)
 {
     if (!r->model) return;
     lp_gnn_workspace_release();   /* the layers' cached temporaries (GAT, direct layer calls) */
+    fgnn_conv_workspace_release();
     lp_mem_stats s;
     lp_mem_get_stats(&s);
     fold_stats(&r->seg, &s);

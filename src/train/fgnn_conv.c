@@ -22,12 +22,23 @@
 
 static const char *kname(const fgnn_conv *c) { return lp_gnn_kind_name(c->kind); }
 
-/* Workspace slot k (n x D floats, LP_MEM_SCRATCH), kept until release: an epoch
- * reuses it instead of mapping and faulting in fresh pages. Not zeroed. */
+/* Workspace: three (n x D) float buffers in LP_MEM_SCRATCH shared by every conv
+ * of the thread (a conv uses them only inside one forward or backward call), kept
+ * until fgnn_conv_workspace_release: an epoch reuses them instead of mapping and
+ * faulting in fresh pages. Not zeroed. */
+static _Thread_local float *g_ws[3];
+
 static float *ws(fgnn_conv *c, int k)
 {
-    if (!c->ws[k]) c->ws[k] = lp_alloc_array(LP_MEM_SCRATCH, (size_t)(c->n * c->D), sizeof(float));
-    return c->ws[k];
+    size_t need = (size_t)(c->n * c->D) * sizeof(float);
+    if (g_ws[k] && lp_alloc_size(g_ws[k]) < need) { lp_free(g_ws[k]); g_ws[k] = NULL; }
+    if (!g_ws[k]) g_ws[k] = lp_alloc(LP_MEM_SCRATCH, need);
+    return g_ws[k];
+}
+
+void fgnn_conv_workspace_release(void)
+{
+    for (int k = 0; k < 3; k++) { lp_free(g_ws[k]); g_ws[k] = NULL; }
 }
 
 static int has_data(const fgnn_part *p) { return p->dense || p->sparse; }
@@ -45,7 +56,6 @@ void fgnn_conv_release(fgnn_conv *c)
     for (int k = 0; k < FGNN_MAX_PARTS; k++) lp_free(c->agg[k]);
     lp_free(c->self);
     lp_free(c->cat);
-    for (int k = 0; k < 3; k++) lp_free(c->ws[k]);
     lp_csr_free(c->cat_sparse);
     lp_free(c->zfull);
     if (c->layer) lp_gnn_layer_release(c->layer);

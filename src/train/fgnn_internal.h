@@ -69,7 +69,6 @@ typedef struct {
     float *cat;                        /* GAT with several parts: dense concatenation (n, in) */
     lp_csr *cat_sparse;                /* GAT with fixed parts, one sparse: their concatenation */
     float *zfull;                      /* GAT: output of all rows (n, D) */
-    float *ws[3];                      /* workspace (n, D) each, LP_MEM_SCRATCH: direct T, padded dz, G */
     lp_gnn_input gin;                  /* GAT input */
     int mute[FGNN_MAX_PARTS];          /* forward treats the part as zeros (top-down bottom-up pass) */
     int cat_dirty[FGNN_MAX_PARTS];
@@ -90,6 +89,8 @@ lp_status fgnn_conv_backward(fgnn_conv *c, const float *dz, int64_t r0, int64_t 
 /* 1 when the conv still reads part k's data (SAGE root term, direct parts, GAT). */
 int fgnn_conv_reads_part(const fgnn_conv *c, int k);
 void fgnn_conv_release(fgnn_conv *c);
+/* Free the thread's shared conv workspace (3 x n x D floats, LP_MEM_SCRATCH). */
+void fgnn_conv_workspace_release(void);
 
 /* ---- streams: an input travelling up the stack (fgnn_common.c) ---- */
 typedef struct {
@@ -119,10 +120,11 @@ void fgnn_stream_free(fgnn_stream *s);
 void fgnn_relu(float *z, int64_t n);
 /* dz *= (y > 0) */
 void fgnn_relu_mask(float *dz, const float *y, int64_t n);
-/* ReLU masks kept for backward as bits (n / 8 bytes, LP_MEM_ACTIVATIONS). */
-uint64_t *fgnn_mask_new(int64_t n);
-void fgnn_mask_set(uint64_t *bits, const float *y, int64_t n);        /* bit i = y[i] > 0 */
-void fgnn_mask_apply(float *dz, const uint64_t *bits, int64_t n);     /* dz[i] = 0 where bit i is clear */
+/* ReLU masks kept for backward, one byte per element (LP_MEM_ACTIVATIONS): a
+ * quarter of the output it replaces, and the apply loop vectorises. */
+uint8_t *fgnn_mask_new(int64_t n);
+void fgnn_mask_set(uint8_t *mask, const float *y, int64_t n);        /* mask[i] = y[i] > 0 */
+void fgnn_mask_apply(float *dz, const uint8_t *mask, int64_t n);     /* dz[i] = 0 where mask[i] == 0 */
 float *fgnn_act(int64_t n);          /* zeroed LP_MEM_ACTIVATIONS floats */
 float *fgnn_scratch(int64_t n);      /* zeroed LP_MEM_SCRATCH floats */
 

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "leanprop/kernels/linear.h"
-#include "leanprop/kernels/softmax.h"
 #include "train/fgnn_internal.h"
 
 lp_status lp_fgnn_sf_loss(float *loss, float *dy, float *dvn, int64_t *n_correct, const float *y, const float *vn,
@@ -18,20 +17,32 @@ lp_status lp_fgnn_sf_loss(float *loss, float *dy, float *dvn, int64_t *n_correct
     if (!loss || !y || !vn || !labels || n < 1 || C < 1 || D < 1 || !(tau > 0))
         return lp_error(LP_ERR_INVALID_ARG, "lp_fgnn_sf_loss: bad arguments (n %lld, C %lld, D %lld, tau %g)", (long long)n,
                         (long long)C, (long long)D, (double)tau);
-    float *logits = fgnn_scratch(n * C), *lse = fgnn_scratch(n), *gvn = dvn ? fgnn_scratch(C * D) : NULL;
-    lp_status st = !logits || !lse || (dvn && !gvn) ? lp_error_context(LP_ERR_NOMEM, "SF loss") : LP_OK;
-    int64_t count = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= C)
+            return lp_error(LP_ERR_INVALID_ARG, "lp_fgnn_sf_loss: row %lld has label %d (classes 0..%lld)", (long long)i,
+                            (int)labels[i], (long long)(C - 1));
+    float *logits = fgnn_scratch(n * C), *gvn = dvn ? fgnn_scratch(C * D) : NULL;
+    lp_status st = !logits || (dvn && !gvn) ? lp_error_context(LP_ERR_NOMEM, "SF loss") : LP_OK;
     if (st == LP_OK) st = lp_sgemm(logits, 0, y, 0, vn, 0, n, C, D, LP_NOTRANS, LP_TRANS, 1.0f / tau, 0.0f);
-    if (st == LP_OK) st = lp_crossentropy_forward(loss, &count, lse, logits, labels, n, C, LP_IGNORE_INDEX);
     if (st == LP_OK && n_correct) *n_correct = lp_fgnn_argmax(NULL, logits, labels, n, C);
-    if (st == LP_OK && (dy || dvn))
-        st = lp_crossentropy_backward(logits, logits, lse, labels, count, 1.0f, n, C, LP_IGNORE_INDEX);
+    if (st == LP_OK) {   /* cross entropy over C (a handful of) classes; logits become dlogits */
+        double L = 0;
+        for (int64_t i = 0; i < n; i++) {
+            float *li = logits + i * C, mx = li[0];
+            for (int64_t c = 1; c < C; c++) mx = li[c] > mx ? li[c] : mx;
+            double s = 0;
+            for (int64_t c = 0; c < C; c++) s += exp((double)(li[c] - mx));
+            L += (double)mx + log(s) - li[labels[i]];
+            for (int64_t c = 0; c < C; c++) li[c] = (float)(exp((double)(li[c] - mx)) / s / (double)n);
+            li[labels[i]] -= 1.0f / (float)n;
+        }
+        *loss = (float)(L / (double)n);
+    }
     /* dvn first (reads y), then dy (reads vn): dy may be y and dvn may be vn (in place) */
     if (st == LP_OK && dvn) st = lp_sgemm(gvn, 0, logits, 0, y, 0, C, D, n, LP_TRANS, LP_NOTRANS, 1.0f / tau, 0.0f);
     if (st == LP_OK && dy) st = lp_sgemm(dy, 0, logits, 0, vn, 0, n, D, C, LP_NOTRANS, LP_NOTRANS, 1.0f / tau, 0.0f);
     if (st == LP_OK && dvn) memcpy(dvn, gvn, (size_t)(C * D) * sizeof(float));
     lp_free(logits);
-    lp_free(lse);
     lp_free(gvn);
     return st;
 }
@@ -79,8 +90,14 @@ lp_status lp_fgnn_sf_accumulate(float *acc, const float *y, const float *vn, int
     float *p = fgnn_scratch(n * C);
     if (!p) return lp_error_context(LP_ERR_NOMEM, "SF scores");
     lp_status st = lp_sgemm(p, 0, y, 0, vn, 0, n, C, D, LP_NOTRANS, LP_TRANS, 1.0f / tau, 0.0f);
-    if (st == LP_OK) st = lp_softmax_forward(p, p, n, C);
-    for (int64_t i = 0; st == LP_OK && i < n * C; i++) acc[i] += p[i];
+    for (int64_t i = 0; st == LP_OK && i < n; i++) {
+        const float *pi = p + i * C;
+        float mx = pi[0];
+        for (int64_t c = 1; c < C; c++) mx = pi[c] > mx ? pi[c] : mx;
+        double s = 0;
+        for (int64_t c = 0; c < C; c++) s += exp((double)(pi[c] - mx));
+        for (int64_t c = 0; c < C; c++) acc[i * C + c] += (float)(exp((double)(pi[c] - mx)) / s);
+    }
     lp_free(p);
     return st;
 }

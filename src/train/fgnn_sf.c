@@ -65,7 +65,7 @@ static lp_status sf_layer(sf_ctx *x, int l)
     fgnn_opt opt;
     LP_TRY(fgnn_opt_init(&opt, layer, cfg->lr, cfg->weight_decay));
     float *z = NULL, *y = NULL;
-    uint64_t *mask = NULL;
+    uint8_t *mask = NULL;
     lp_status st = fgnn_stream_bind(&x->s, layer, r->o.cache);
     if (st != LP_OK) goto done;
     fgnn_stream_drop_unread(&x->s);
