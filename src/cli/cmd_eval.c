@@ -175,6 +175,7 @@ static int eval_data(const ev_opts *o, lp_train_task task, lp_transformer *m, co
 
 int cmd_eval(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines interleave with warnings on stderr */
     ev_opts o;
     int rc = parse(&o, argc, argv);
     if (rc) return rc;

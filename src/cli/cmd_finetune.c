@@ -22,7 +22,7 @@ typedef struct {
     const char *schedule, *out, *log, *plot, *resume, *on_bad, *on_unknown, *on_nonfinite, *max_memory;
     const char *text_field, *label_field;
     double val_fraction, lr, min_lr, wd, clip, epochs, lora_alpha, lora_dropout;
-    long lora_r, batch, accum, seq, steps, warmup, eval_every, seed, split_seed, threads;
+    long lora_r, batch, accum, seq, steps, warmup, eval_every, seed, split_seed, threads, stop_at;
     int quiet;
 } ft_opts;
 
@@ -70,6 +70,7 @@ static int parse(ft_opts *o, int argc, char **argv)
     o->on_unknown = cli_get(&a, "on-unknown-label", "stop");
     o->on_nonfinite = cli_get(&a, "on-nonfinite", "stop");
     o->max_memory = cli_get(&a, "max-memory", NULL);
+    o->stop_at = cli_get_long(&a, "stop-at", 0);
     o->quiet = cli_flag(&a, "quiet");
     if (cli_finish(&a)) return 2;
     if (!o->model || !o->data) {
@@ -204,6 +205,7 @@ static void final_report(ft_run *r, const ft_opts *o, lp_ft_method method, const
 
 int cmd_finetune(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines interleave with warnings on stderr */
     ft_opts o;
     int rc = parse(&o, argc, argv);
     if (rc) return rc;
@@ -403,6 +405,7 @@ int cmd_finetune(int argc, char **argv)
     double loss_win = 0.0;
     int n_win = 0;
     int64_t evaluated_at = -1;
+    int stopped = 0;
     while (lp_trainer_step_index(r.t) < steps) {
         lp_trainer_step_info si;
         lp_status st = lp_trainer_step(r.t, &si);
@@ -466,10 +469,18 @@ int cmd_finetune(int argc, char **argv)
                 break;
             }
         }
+        if (o.stop_at > 0 && si.step == o.stop_at && !last_step) {
+            stopped = 1;
+            if (out && save_checkpoint(&r, out) != LP_OK) rc = cli_fail("checkpoint");
+            break;
+        }
     }
     lp_progress_free(r.bar);
     r.bar = NULL;
-    if (rc) {
+    if (rc || stopped) {
+        if (stopped)
+            printf("stopped after step %lld (--stop-at)%s%s\n", (long long)o.stop_at, out ? "; continue with --resume " : "",
+                   out ? out : "");
         run_free(&r);
         return rc;
     }

@@ -123,6 +123,7 @@ const cli_command cli_commands[] = {
      "  --log F           JSONL metrics log (default DIR/metrics.jsonl)\n"
      "  --plot F.svg      training and validation loss curves from the log\n"
      "  --resume DIR      continue a run from DIR/state (same flags): identical losses\n"
+     "  --stop-at N       stop after step N with a checkpoint, as an interruption would (then --resume)\n"
      "  --on-nonfinite stop|skip   NaN/Inf loss or gradient: stop (default) or drop that update\n"
      "  --max-memory SIZE refuse to start when the planned peak exceeds SIZE (e.g. 2G), and stop\n"
      "                    cleanly if an allocation would pass it\n"
