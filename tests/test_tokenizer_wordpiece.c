@@ -101,6 +101,7 @@ static void check_uncased(lp_tokenizer *t)
         lp_free(ids);
     }
     TT_EXPECT(t, "hel\xef\xbf\xbdlo", 0, 8);
+    TT_EXPECT(t, "hel\xee\x80\x80lo wor\xf3\xb0\x80\x80ld", 0, 8, 10); /* private use (Co) goes too */
     TT_EXPECT(t, "hel\xfflo", 0, 8);         /* invalid UTF-8 reads as U+FFFD, which clean_text drops */
     TT_EXPECT(t, "hel\vlo wor\fld the\xc2\x85the", 0, 8, 10, 1); /* \v \f U+0085 are Cc: dropped, not spaces */
     /* accents stripped (follows lowercase): precomposed é, e + combining acute, uppercase É */

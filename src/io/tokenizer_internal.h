@@ -189,7 +189,7 @@ lp_status tk_wp_word(lp_tokenizer *t, const char *w, size_t n, tk_ids *out);
 void tk_wp_decode_token(const lp_tokenizer *t, const char *s, size_t n, char *out, size_t *out_n);
 
 /* tokenizer_unicode.c: character data for WordPiece (Unicode 14) */
-enum { TK_UC_OTHER = 0, TK_UC_CTRL = 1 /* Cc, Cf */, TK_UC_PUNCT = 2 /* P* */, TK_UC_MN = 3 };
+enum { TK_UC_OTHER = 0, TK_UC_CTRL = 1 /* Cc, Cf, Co */, TK_UC_PUNCT = 2 /* P* */, TK_UC_MN = 3 };
 int tk_uc_class(uint32_t cp);
 size_t tk_uc_lower(uint32_t cp, uint32_t out[2]);   /* full lowercase mapping (1 or 2 code points) */
 size_t tk_uc_strip(uint32_t cp, uint32_t out[3]);   /* NFD without Mn marks (0 to 3 code points) */

@@ -4,7 +4,7 @@
  *   lp_wordpiece_options or a tokenizer_config.json beside it; or a tokenizer.json whose model
  *   is WordPiece (tokenizer_hfjson.c hands it over).
  * - Normalizer (BertNormalizer, in its order): clean_text drops NUL, U+FFFD and control
- *   characters (Cc, Cf; tab, newline and return count as whitespace) and turns whitespace into
+ *   characters (Cc, Cf, Co; tab, newline and return count as whitespace) and turns whitespace into
  *   ' '; handle_chinese_chars puts ' ' around each CJK ideograph; strip_accents decomposes (NFD)
  *   and drops nonspacing marks; lowercase applies the full per-character lowercase mapping.
  *   A Sequence of Lowercase and NFD + StripAccents is the same pipeline.
