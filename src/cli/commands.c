@@ -18,14 +18,18 @@ const cli_command cli_commands[] = {
      "  --threads N   threads for OpenMP and OpenBLAS (default: $LEANPROP_THREADS or all CPUs)\n",
      cmd_info},
     {"convert", "convert llama2.c / llm.c / Hugging Face checkpoints to a Hugging Face directory",
-     "usage: leanprop convert --model PATH --out DIR [--dtype f32|f16|bf16] [--shard-mb N] [--format hf|llmc]\n"
+     "usage: leanprop convert --model PATH --out DIR [--dtype f32|f16|bf16] [--shard-mb N] [--format hf|llmc] [--merge DIR]\n"
      "  Loads a model (a Hugging Face directory: config.json + model.safetensors or shards;\n"
      "  an llm.c GPT-2 .bin; a llama2.c .bin) and writes it with Hugging Face names and\n"
      "  layouts, so transformers loads the result unchanged. llama2.c's q/k rows are\n"
      "  permuted to Hugging Face's RoPE layout.\n"
      "  --dtype D      stored dtype of the output (default f32)\n"
      "  --shard-mb N   write shards of at most N MiB plus model.safetensors.index.json (default: one file)\n"
-     "  --format F     hf (default) or llmc (GPT-2 only: llm.c's gpt2_124M.bin layout, f32)\n",
+     "  --format F     hf (default) or llmc (GPT-2 only: llm.c's gpt2_124M.bin layout, f32)\n"
+     "  --merge DIR    merge the PEFT LoRA adapter in DIR (adapter_config.json +\n"
+     "                 adapter_model.safetensors) into the base weights before writing\n"
+     "  --merge-method lora (default) | qlora: qlora merges into the NF4-quantised base\n"
+     "                 (dequantised to f32: the result computes what the QLoRA model computed)\n",
      cmd_convert},
     {"generate", "sample text from a causal model (greedy, temperature, top-p) with a KV cache",
      "usage: leanprop generate --model PATH [--prompt TEXT | --ids 1,2,3] [flags]\n"
