@@ -38,7 +38,9 @@
 #include <stdint.h>
 
 #include "leanprop/alloc.h"
+#include "leanprop/checkpoint.h"
 #include "leanprop/graph.h"
+#include "leanprop/nonfinite.h"
 #include "leanprop/rng.h"
 #include "leanprop/status.h"
 
@@ -175,6 +177,10 @@ typedef struct {
     int eval_every;         /* 2 */
     int patience;           /* 100 validations without strict improvement */
     uint64_t seed;          /* run seed (init) */
+    lp_nonfinite_policy on_nonfinite; /* NaN/Inf in the output, loss or a gradient: STOP (default) ends the
+                                         run with "run R epoch E: non-finite value (nan) in gradients of
+                                         layers.0.lin.weight at index I (K of N values non-finite)";
+                                         SKIP drops that epoch's update and goes on (BP trainers) */
 } lp_gnn_train_config;
 
 lp_gnn_train_config lp_gnn_train_defaults(void);
@@ -186,6 +192,8 @@ typedef struct {
     double val_metric;      /* NaN when not a validation epoch */
     int improved;           /* this validation became the best */
     double seconds;         /* since the run started */
+    int skipped;            /* 1: non-finite output, loss or gradient, update dropped (policy skip) */
+    const char *skip_reason;/* then the report (valid during the callback), else NULL */
 } lp_gnn_epoch;
 
 typedef void (*lp_gnn_epoch_fn)(const lp_gnn_epoch *e, void *user);
@@ -197,7 +205,10 @@ typedef struct {
     double epoch_ms;          /* mean time of one training epoch (forward + backward + step) */
     int64_t params;
     lp_mem_stats mem;         /* accounting-allocator peaks during the run (reset at its start) */
+    int skipped_epochs;       /* epochs whose update was dropped (non-finite, policy skip) */
 } lp_gnn_result;
+
+typedef struct lp_gnn_checkpoint lp_gnn_checkpoint;
 
 typedef struct {
     const lp_graph_dataset *data;
@@ -208,6 +219,8 @@ typedef struct {
     const lp_gnn_train_config *cfg;
     lp_gnn_epoch_fn on_epoch;       /* may be NULL */
     void *user;
+    lp_gnn_checkpoint *ckpt;        /* NULL: none; else the trainer saves its state every few epochs and
+                                       continues a saved run (see "checkpoints" below; BP trainers) */
 } lp_gnn_run_args;
 
 typedef lp_status (*lp_gnn_train_fn)(const lp_gnn_run_args *a, lp_gnn_result *out);
@@ -227,6 +240,77 @@ const lp_gnn_method *lp_gnn_method_find(const char *name);
 /* Backprop baselines (spec procedure 1). */
 lp_status lp_gnn_train_bp_node(const lp_gnn_run_args *a, lp_gnn_result *out);
 lp_status lp_gnn_train_bp_link(const lp_gnn_run_args *a, lp_gnn_result *out);
+
+/* ---- checkpoints: crash-safe saves and exact resume of a multi-run job ----
+ *
+ * One leanprop checkpoint (leanprop/checkpoint.h: safetensors with CRC-32s, written to a
+ * temporary file, fsynced and renamed over the old one) holds the whole job: its fingerprint
+ * (method, task, configuration, runs, CRC-32s of the data set and the splits), the results of
+ * the finished runs, and the state of the run in progress as its trainer saved it (BP: epoch,
+ * parameters, Adam moments and step count, best parameters, best validation score and epoch,
+ * validations without improvement, RNG state). Trainers save after every `every`-th epoch; the
+ * caller saves at the end of each run (lp_gnn_checkpoint_end_run). A resumed job reproduces the
+ * uninterrupted one's per-epoch losses bit for bit with the same thread count (the writer's is
+ * lp_gnn_checkpoint_threads). After each save, temporary files a killed save left beside the
+ * checkpoint ("<path>.tmp-XXXXXX") are removed.
+ *
+ *   lp_gnn_job job = {.method = "bp", .task = LP_GNN_TASK_NODE, .cfg = &cfg, .n_runs = runs,
+ *                     .data = ds, .splits = splits};
+ *   lp_gnn_checkpoint *ck;
+ *   LP_TRY(lp_gnn_checkpoint_new(&ck, "job.ckpt", 50, &job));
+ *   if (resume) LP_TRY(lp_gnn_checkpoint_resume(ck, "job.ckpt"));   // the same job, or an error
+ *   for (int r = 0; r < lp_gnn_checkpoint_next_run(ck); r++) lp_gnn_checkpoint_result(ck, r, &res[r]);
+ *   for (int r = lp_gnn_checkpoint_next_run(ck); r < runs; r++) {
+ *       lp_gnn_run_args a = {..., .run = r, .ckpt = ck};
+ *       LP_TRY(lp_gnn_train_bp_node(&a, &res[r]));                  // continues a saved run
+ *       LP_TRY(lp_gnn_checkpoint_end_run(ck, r, &res[r]));
+ *   }
+ *   lp_gnn_checkpoint_free(ck);
+ *
+ * A trainer supports checkpoints with four calls: lp_gnn_checkpoint_state at the start of a
+ * run (restore what it finds), and after an epoch where lp_gnn_checkpoint_due holds,
+ * lp_gnn_checkpoint_begin, lp_checkpoint_writer_add_* of its own state (names prefixed by the
+ * method, "bp."), lp_gnn_checkpoint_commit. */
+
+typedef struct {
+    const char *method;                /* method name ("bp") */
+    lp_gnn_task task;
+    const lp_gnn_train_config *cfg;    /* the job's configuration (on_nonfinite may change on resume) */
+    int n_runs;
+    const lp_graph_dataset *data;      /* fingerprinted by size and a CRC-32 of graph, features, labels */
+    const lp_graph_splits *splits;     /* CRC-32 of the runs' splits; NULL: not fingerprinted */
+} lp_gnn_job;
+
+/* path NULL: never save (resume only). every >= 1. */
+lp_status lp_gnn_checkpoint_new(lp_gnn_checkpoint **out, const char *path, int every, const lp_gnn_job *job);
+void lp_gnn_checkpoint_free(lp_gnn_checkpoint *c);
+/* Load a checkpoint of this job (before any run). LP_ERR_NOT_FOUND without the file,
+ * LP_ERR_FORMAT when it is corrupt or truncated (CRC) or not a GNN job, LP_ERR_INVALID_ARG
+ * naming the first field of the fingerprint that differs ("hidden: 16 in the checkpoint, 32 here"). */
+lp_status lp_gnn_checkpoint_resume(lp_gnn_checkpoint *c, const char *path);
+/* The first run not finished (0 for a fresh job) and the epoch its saved state ends with (0: it
+ * starts afresh). */
+int lp_gnn_checkpoint_next_run(const lp_gnn_checkpoint *c);
+int lp_gnn_checkpoint_next_epoch(const lp_gnn_checkpoint *c);
+/* The result of finished run `run` (< next_run), as its trainer returned it. */
+lp_status lp_gnn_checkpoint_result(const lp_gnn_checkpoint *c, int run, lp_gnn_result *out);
+/* Threads of the process that wrote the resumed checkpoint (0: nothing resumed). */
+int lp_gnn_checkpoint_threads(const lp_gnn_checkpoint *c);
+/* Saves so far and their wall time in seconds. */
+int lp_gnn_checkpoint_saves(const lp_gnn_checkpoint *c, double *seconds);
+/* Record the result of run `run` (== next_run), which becomes finished, and save. */
+lp_status lp_gnn_checkpoint_end_run(lp_gnn_checkpoint *c, int run, const lp_gnn_result *res);
+
+/* For trainers. 1 when a save is due after `epoch` (c not NULL, a path, epoch % every == 0). */
+int lp_gnn_checkpoint_due(const lp_gnn_checkpoint *c, int epoch);
+/* A writer holding the job (fingerprint, finished runs) with run `run` in progress after
+ * `epoch`; the trainer adds its state and passes it to _commit, which saves atomically and
+ * frees it (also on failure: then the old file is untouched). */
+lp_status lp_gnn_checkpoint_begin(lp_gnn_checkpoint *c, int run, int epoch, lp_checkpoint_writer **w);
+lp_status lp_gnn_checkpoint_commit(lp_gnn_checkpoint *c, lp_checkpoint_writer *w);
+/* The saved state of run `run`, or NULL when that run starts afresh; *epoch (may be NULL) = the
+ * epoch it was saved after. Valid until free. */
+const lp_checkpoint *lp_gnn_checkpoint_state(const lp_gnn_checkpoint *c, int run, int *epoch);
 
 #ifdef __cplusplus
 }

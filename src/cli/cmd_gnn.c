@@ -1,4 +1,5 @@
-/* `leanprop gnn`: train and evaluate a GNN on a graph data set over several runs/splits. */
+/* `leanprop gnn`: train and evaluate a GNN on a graph data set over several runs/splits,
+ * with crash-safe checkpoints (--checkpoint, --resume) and a non-finite policy. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "leanprop/log.h"
 #include "leanprop/metrics.h"
 #include "leanprop/metrics_log.h"
+#include "leanprop/nonfinite.h"
 #include "leanprop/threads.h"
 #include "leanprop/version.h"
 
@@ -23,11 +25,16 @@ typedef struct {
     int run, n_runs;
     const char *metric;
     lp_status log_status;
+    int skipped;
 } epoch_ctx;
 
 static void on_epoch(const lp_gnn_epoch *e, void *user)
 {
     epoch_ctx *c = user;
+    if (e->skipped && ++c->skipped <= 10)
+        fprintf(stderr, "%swarning: update skipped (--on-nonfinite skip): %s%s\n", c->bar ? "\n" : "",
+                e->skip_reason ? e->skip_reason : "non-finite value",
+                c->skipped == 10 ? " (further skips are counted, not shown)" : "");
     if (c->bar) {
         if (isnan(e->val_metric)) lp_progress_update(c->bar, e->epoch, "loss %.4f", e->loss);
         else lp_progress_update(c->bar, e->epoch, "loss %.4f val %s %.2f%%", e->loss, c->metric, 100 * e->val_metric);
@@ -105,6 +112,7 @@ static int write_results(const char *path, const lp_graph_dataset *ds, const lp_
         cJSON_AddNumberToObject(o, "seconds", res[r].seconds);
         cJSON_AddNumberToObject(o, "epoch_ms", res[r].epoch_ms);
         cJSON_AddNumberToObject(o, "params", (double)res[r].params);
+        cJSON_AddNumberToObject(o, "skipped_epochs", res[r].skipped_epochs);
         cJSON_AddItemToObject(o, "memory_peak_bytes", mem_json(&res[r].mem));
         cJSON_AddItemToArray(arr, o);
         test[r] = res[r].test;
@@ -130,6 +138,39 @@ static int write_results(const char *path, const lp_graph_dataset *ds, const lp_
     lp_status st = lp_file_write_atomic(path, text, n + 1);
     free(text);
     return st != LP_OK;
+}
+
+/* Train run r (continuing it when the checkpoint holds its state), print its line and save the
+ * end-of-run checkpoint. Returns 0, or 1 after printing the error. */
+static int train_one(epoch_ctx *ec, lp_gnn_checkpoint *ck, lp_gnn_train_fn train, const lp_graph_dataset *ds,
+                     const lp_graph_splits *sp, lp_gnn_task t, const lp_gnn_train_config *cfg, int r, long runs, int quiet,
+                     const char *metric, lp_gnn_result *res)
+{
+    lp_gnn_train_config rc_cfg = *cfg;
+    rc_cfg.seed = cfg->seed + 3 * (uint64_t)r;
+    char label[32];
+    snprintf(label, sizeof label, "run %d/%ld", r + 1, runs);
+    ec->bar = quiet ? NULL : lp_progress_new(label, cfg->epochs);
+    ec->run = r;
+    lp_gnn_run_args ra = {ds, t, t == LP_GNN_TASK_NODE ? &sp->node[r] : NULL, t == LP_GNN_TASK_LINK ? &sp->link[r] : NULL,
+                          r, &rc_cfg, on_epoch, ec, ck};
+    lp_status st = train(&ra, res);
+    lp_progress_free(ec->bar);
+    ec->bar = NULL;
+    if (st != LP_OK) {
+        char w[64];
+        snprintf(w, sizeof w, "run %d", r + 1);
+        return cli_fail(w);
+    }
+    if (ec->log_status != LP_OK) return cli_fail("--log");
+    printf("run %d/%ld  test %s %.2f%%  val %.2f%%  train %.2f%%  best epoch %d of %d  %.2f s (%.2f ms/epoch)  seed %llu",
+           r + 1, runs, metric, 100 * res->test, 100 * res->val, 100 * res->train, res->best_epoch, res->epochs,
+           res->seconds, res->epoch_ms, (unsigned long long)rc_cfg.seed);
+    if (res->skipped_epochs) printf("  %d epochs skipped (non-finite)", res->skipped_epochs);
+    printf("\n");
+    fflush(stdout);
+    if (ck && lp_gnn_checkpoint_end_run(ck, r, res) != LP_OK) return cli_fail("--checkpoint");
+    return 0;
 }
 
 int cmd_gnn(int argc, char **argv)
@@ -160,7 +201,17 @@ int cmd_gnn(int argc, char **argv)
     int dense = cli_flag(&a, "dense");
     int no_norm = cli_flag(&a, "no-normalize");
     int quiet = cli_flag(&a, "quiet");
+    const char *ckpt_path = cli_get(&a, "checkpoint", NULL);
+    long ckpt_every = cli_get_long(&a, "checkpoint-every", 50);
+    const char *resume = cli_get(&a, "resume", NULL);
+    const char *on_nonfinite = cli_get(&a, "on-nonfinite", "stop");
     if (cli_finish(&a)) return 2;
+    if (lp_nonfinite_policy_parse(on_nonfinite, &cfg.on_nonfinite) != LP_OK) return cli_fail("--on-nonfinite") + 1;
+    if (ckpt_every < 1 || ckpt_every > 1000000000L) {
+        fprintf(stderr, "leanprop gnn: --checkpoint-every must be a positive number of epochs\n");
+        return 2;
+    }
+    if (!ckpt_path) ckpt_path = resume; /* a resumed job goes on saving where it was read from */
     if (!dataset) { fprintf(stderr, "leanprop gnn: --dataset PATH is required (see --help)\n"); return 2; }
     lp_gnn_task t;
     if (!strcmp(task, "node")) t = LP_GNN_TASK_NODE;
@@ -191,6 +242,7 @@ int cmd_gnn(int argc, char **argv)
     lp_graph_dataset *ds = NULL;
     lp_graph_splits *sp = NULL;
     lp_gnn_result *res = NULL;
+    lp_gnn_checkpoint *ck = NULL;
     epoch_ctx ec = {0};
     int rc = 1;
     if (lp_graph_dataset_load(&ds, dataset, &lo) != LP_OK) return cli_fail("loading the data set");
@@ -225,6 +277,29 @@ int cmd_gnn(int argc, char **argv)
                  split_seed, split_file ? ", saved to " : "", split_file ? split_file : "");
     }
     printf("split   %s\n", split_info);
+    int first_run = 0;
+    if (ckpt_path) {
+        lp_gnn_job job = {method->name, t, &cfg, (int)runs, ds, sp};
+        if (lp_gnn_checkpoint_new(&ck, ckpt_path, (int)ckpt_every, &job) != LP_OK) { cli_fail("--checkpoint"); goto done; }
+        if (resume) {
+            if (lp_gnn_checkpoint_resume(ck, resume) != LP_OK) { cli_fail("--resume"); goto done; }
+            int saved = lp_gnn_checkpoint_threads(ck);
+            if (threads <= 0 && saved > 0 && saved != lp_threads_get() && lp_threads_set(saved) != LP_OK) {
+                cli_fail("threads of the checkpoint");
+                goto done;
+            }
+            if (saved > 0 && saved != lp_threads_get())
+                fprintf(stderr, "warning: the checkpoint was written with %d threads, this run has %d: losses may differ "
+                                "from an uninterrupted run in the last bits\n", saved, lp_threads_get());
+            first_run = lp_gnn_checkpoint_next_run(ck);
+            printf("resume  %s: %d of %ld runs finished", resume, first_run, runs);
+            if (lp_gnn_checkpoint_next_epoch(ck) > 0)
+                printf(", run %d continues after epoch %d", first_run + 1, lp_gnn_checkpoint_next_epoch(ck));
+            printf("\n");
+        }
+        printf("ckpt    %s every %ld epochs and after each run (temp file, fsync, rename; CRC-32 checked on --resume)\n",
+               ckpt_path, ckpt_every);
+    }
     printf("model   %s x%d, hidden %d%s, method %s, task %s, %ld runs, lr %g, weight decay %g, up to %d epochs, "
            "patience %d x %d, %d threads\n",
            lp_gnn_kind_name(cfg.kind), cfg.n_layers, cfg.hidden, cfg.kind == LP_GNN_GAT ? " (4 heads)" : "", method->name,
@@ -233,29 +308,19 @@ int cmd_gnn(int argc, char **argv)
     const char *metric = t == LP_GNN_TASK_NODE ? "acc" : "auc";
     ec.metric = metric;
     ec.n_runs = (int)runs;
-    if (log_path && lp_metrics_log_open(&ec.log, log_path, 0) != LP_OK) { cli_fail("--log"); goto done; }
+    if (log_path && lp_metrics_log_open(&ec.log, log_path, resume != NULL) != LP_OK) { cli_fail("--log"); goto done; }
     res = calloc((size_t)runs, sizeof *res);
     if (!res) { lp_error(LP_ERR_NOMEM, "out of memory"); cli_fail(""); goto done; }
     lp_mem_stats peak = {0};
     double test[1000], val[1000];
     for (int r = 0; r < runs; r++) {
-        lp_gnn_train_config rc_cfg = cfg;
-        rc_cfg.seed = cfg.seed + 3 * (uint64_t)r;
-        char label[32];
-        snprintf(label, sizeof label, "run %d/%ld", r + 1, runs);
-        ec.bar = quiet ? NULL : lp_progress_new(label, cfg.epochs);
-        ec.run = r;
-        lp_gnn_run_args ra = {ds, t, t == LP_GNN_TASK_NODE ? &sp->node[r] : NULL, t == LP_GNN_TASK_LINK ? &sp->link[r] : NULL,
-                              r, &rc_cfg, on_epoch, &ec};
-        lp_status st = train(&ra, &res[r]);
-        lp_progress_free(ec.bar);
-        ec.bar = NULL;
-        if (st != LP_OK) { char w[64]; snprintf(w, sizeof w, "run %d", r + 1); cli_fail(w); goto done; }
-        if (ec.log_status != LP_OK) { cli_fail("--log"); goto done; }
-        printf("run %d/%ld  test %s %.2f%%  val %.2f%%  train %.2f%%  best epoch %d of %d  %.2f s (%.2f ms/epoch)  seed %llu\n",
-               r + 1, runs, metric, 100 * res[r].test, 100 * res[r].val, 100 * res[r].train, res[r].best_epoch,
-               res[r].epochs, res[r].seconds, res[r].epoch_ms, (unsigned long long)rc_cfg.seed);
-        fflush(stdout);
+        if (r < first_run) { /* finished before the resume */
+            if (lp_gnn_checkpoint_result(ck, r, &res[r]) != LP_OK) { cli_fail("--resume"); goto done; }
+            printf("run %d/%ld  test %s %.2f%%  val %.2f%%  train %.2f%%  best epoch %d of %d  (from the checkpoint)\n", r + 1,
+                   runs, metric, 100 * res[r].test, 100 * res[r].val, 100 * res[r].train, res[r].best_epoch, res[r].epochs);
+        } else if (train_one(&ec, ck, train, ds, sp, t, &cfg, r, runs, quiet, metric, &res[r])) {
+            goto done;
+        }
         test[r] = res[r].test;
         val[r] = res[r].val;
         for (int k = 0; k < LP_MEM_COUNT; k++)
@@ -282,8 +347,14 @@ int cmd_gnn(int argc, char **argv)
         }
         printf("results %s\n", out_path);
     }
+    if (ck) {
+        double secs;
+        int saves = lp_gnn_checkpoint_saves(ck, &secs);
+        printf("ckpt    %s: %d saves this process, %.2f s (resume with --resume %s)\n", ckpt_path, saves, secs, ckpt_path);
+    }
     rc = 0;
 done:
+    lp_gnn_checkpoint_free(ck);
     if (ec.log && lp_metrics_log_close(ec.log) != LP_OK && rc == 0) rc = cli_fail("--log");
     free(res);
     lp_graph_splits_free(sp);
