@@ -253,6 +253,7 @@ int cmd_eval(int argc, char **argv)
         printf("model: %s + %s adapter %s\n", o.model, lp_ft_method_name(method), o.adapter);
     }
     rc = task == LP_TRAIN_MC ? eval_mc(&o, m, &enc, &dopt, seq) : eval_data(&o, task, m, &enc, &dopt, seq, &d);
+    if (!rc) ftcli_print_memory(stdout);
 done:
     lp_train_data_free(&d);
     if (f) lp_ft_model_free(f);

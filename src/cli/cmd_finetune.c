@@ -90,6 +90,25 @@ static int parse(ft_opts *o, int argc, char **argv)
     return 0;
 }
 
+/* Peaks per category over the training steps only (validations excluded) and
+ * over the whole run: the allocator's peaks are read before and after each
+ * validation and reset after it. */
+typedef struct {
+    size_t train[LP_MEM_COUNT], train_total, run[LP_MEM_COUNT], run_total;
+} peaks;
+
+static void peaks_note(peaks *p, int training_window)
+{
+    lp_mem_stats s;
+    lp_mem_get_stats(&s);
+    for (int c = 0; c < LP_MEM_COUNT; c++) {
+        if (training_window && s.peak[c] > p->train[c]) p->train[c] = s.peak[c];
+        if (s.peak[c] > p->run[c]) p->run[c] = s.peak[c];
+    }
+    if (training_window && s.total_peak > p->train_total) p->train_total = s.total_peak;
+    if (s.total_peak > p->run_total) p->run_total = s.total_peak;
+}
+
 /* Everything the run holds, released in one place. */
 typedef struct {
     lp_transformer *m;
@@ -99,6 +118,7 @@ typedef struct {
     lp_trainer *t;
     lp_metrics_log *log;
     lp_progress *bar;
+    peaks pk;
 } ft_run;
 
 static void run_free(ft_run *r)
@@ -147,6 +167,17 @@ static int better(const lp_eval_result *e, double best_metric, int cls)
     return cls ? m > best_metric : m < best_metric;
 }
 
+/* Validation between training windows: training peaks noted before, the
+ * validation's own after, then a new window. */
+static lp_status validate(ft_run *r, lp_eval_result *e)
+{
+    peaks_note(&r->pk, 1);
+    lp_status st = lp_trainer_evaluate(r->t, &r->data.val, e);
+    peaks_note(&r->pk, 0);
+    lp_mem_reset_peak();
+    return st;
+}
+
 static lp_status save_model(lp_ft_model *f, const char *out, const char *sub)
 {
     char dir[LP_PATH_MAX];
@@ -179,25 +210,46 @@ static void final_report(ft_run *r, const ft_opts *o, lp_ft_method method, const
         printf("note: %lld sequences were not longer than --tokens %s: all their tokens were trained\n",
                (long long)s.capped, o->tokens);
     if (s.skipped_steps) printf("warning: %lld steps skipped (non-finite loss or gradient)\n", (long long)s.skipped_steps);
-    ftcli_print_memory(stdout);
+    peaks_note(&r->pk, 1);
+    const peaks *pk = &r->pk;
     lp_mem_stats ms;
     lp_mem_get_stats(&ms);
+    char a[32], b[32], c2[32];
+    printf("memory (accounting allocator, exact)   current   peak (training steps)   peak (with validation)\n");
+    for (int c = 0; c < LP_MEM_COUNT; c++)
+        printf("  %-34s %10s  %12s  %12s\n", lp_mem_category_name((lp_mem_category)c),
+               lp_format_bytes(ms.current[c], a, sizeof a), lp_format_bytes(pk->train[c], b, sizeof b),
+               lp_format_bytes(pk->run[c], c2, sizeof c2));
+    printf("  %-34s %10s  %12s  %12s\n", "total (peak of the sum)", lp_format_bytes(ms.total_current, a, sizeof a),
+           lp_format_bytes(pk->train_total, b, sizeof b), lp_format_bytes(pk->run_total, c2, sizeof c2));
+    printf("  (process RSS peak %s: a cross-check that includes code, libraries and allocator slack)\n",
+           lp_format_bytes(lp_mem_rss_peak_bytes(), a, sizeof a));
     printf("summary method=%s tokens=%s", lp_ft_method_name(method), o->tokens);
     if (cls) printf(" acc_before=%.4f acc_after=%.4f f1_before=%.4f f1_after=%.4f", before->accuracy, after->accuracy,
                     before->f1_positive, after->f1_positive);
     printf(" val_before=%.4f val_after=%.4f tok_s=%.1f", before->loss, after->loss, tps);
-    for (int c = 0; c < LP_MEM_COUNT; c++) printf(" %s=%zu", lp_mem_category_name((lp_mem_category)c), ms.peak[c]);
-    printf(" total=%zu\n", ms.total_peak);
+    for (int c = 0; c < LP_MEM_COUNT; c++) printf(" %s=%zu", lp_mem_category_name((lp_mem_category)c), pk->train[c]);
+    printf(" total=%zu total_with_validation=%zu\n", pk->train_total, pk->run_total);
     fflush(stdout);
     if (!r->log) return;
-    const char *names[] = {"final", "val_loss_before", "val_loss_after", "val_acc_before", "val_acc_after",
-                           "val_f1_before", "val_f1_after", "selected_fraction", "train_seconds", "tokens"};
-    double vals[] = {1.0, before->loss, after->loss, before->accuracy, after->accuracy, before->f1_positive,
-                     after->f1_positive, frac, s.train_seconds, (double)s.tokens};
+    const char *names[10 + LP_MEM_COUNT + 2] = {"final", "val_loss_before", "val_loss_after", "val_acc_before",
+                                                "val_acc_after", "val_f1_before", "val_f1_after", "selected_fraction",
+                                                "train_seconds", "tokens"};
+    double vals[10 + LP_MEM_COUNT + 2] = {1.0, before->loss, after->loss, before->accuracy, after->accuracy,
+                                          before->f1_positive, after->f1_positive, frac, s.train_seconds, (double)s.tokens};
+    static char keys[LP_MEM_COUNT + 2][48];
+    int n = 10;
+    for (int c = 0; c <= LP_MEM_COUNT + 1; c++, n++) {
+        snprintf(keys[c], sizeof keys[c], "peak_train_%s",
+                 c < LP_MEM_COUNT ? lp_mem_category_name((lp_mem_category)c) : c == LP_MEM_COUNT ? "total" : "total_with_validation");
+        names[n] = keys[c];
+        vals[n] = c < LP_MEM_COUNT ? (double)pk->train[c] : c == LP_MEM_COUNT ? (double)pk->train_total : (double)pk->run_total;
+    }
+    if (!strcmp(keys[LP_MEM_COUNT + 1], "peak_train_total_with_validation")) names[n - 1] = "peak_total_with_validation";
     lp_metrics_row row = lp_metrics_row_empty(lp_trainer_step_index(r->t));
     row.tokens_per_s = tps;
     row.val_loss = after->loss;
-    row.n_extra = (int32_t)(sizeof vals / sizeof vals[0]);
+    row.n_extra = n;
     row.extra_names = names;
     row.extra_values = vals;
     lp_metrics_log_write(r->log, &row);
@@ -317,12 +369,12 @@ int cmd_finetune(int argc, char **argv)
     int64_t n_sel = ftcli_planned_selected(&tc.select, tc.batch, seq, cfg.arch == LP_ARCH_BERT);
     lp_mem_plan plan;
     int planned = lp_ft_plan_memory(&cfg, &setup, tc.batch, seq, n_sel, "adamw", &plan) == LP_OK;
-    char b1[32], b2[32];
+    char b1[32], b2[32], b3[32];
     if (planned) {
         size_t need = plan.total_peak + lp_mem_current(LP_MEM_DATA);
         printf("memory plan: %s per step (activations %s) + data %s\n", lp_format_bytes(plan.total_peak, b1, sizeof b1),
                lp_format_bytes(plan.peak[LP_MEM_ACTIVATIONS], b2, sizeof b2),
-               lp_format_bytes(lp_mem_current(LP_MEM_DATA), b2, sizeof b2));
+               lp_format_bytes(lp_mem_current(LP_MEM_DATA), b3, sizeof b3));
         if (max_mem && need > max_mem) {
             fprintf(stderr, "leanprop finetune: the planned peak %s exceeds --max-memory %s; lower --batch/--seq, "
                             "use --tokens, LoRA or QLoRA\n",
@@ -398,7 +450,7 @@ int cmd_finetune(int argc, char **argv)
         lp_trainer_set_note(r.t, "val_before", note);
     }
     lp_error_clear();
-    lp_mem_reset_peak(); /* the report's peaks are the training loop's (validations included) */
+    lp_mem_reset_peak(); /* the report's peaks: the training steps', and the run's from here */
 
     r.bar = lp_progress_new("finetune", steps);
     if (o.quiet) lp_progress_set_enabled(r.bar, 0);
@@ -439,7 +491,7 @@ int cmd_finetune(int argc, char **argv)
         int last_step = si.step == steps;
         if ((eval_every > 0 && si.step % eval_every == 0) || last_step) {
             if (have_val) {
-                if (lp_trainer_evaluate(r.t, &r.data.val, &last) != LP_OK) {
+                if (validate(&r, &last) != LP_OK) {
                     rc = cli_fail("validation");
                     break;
                 }
@@ -485,7 +537,7 @@ int cmd_finetune(int argc, char **argv)
         return rc;
     }
     if (have_val && evaluated_at != steps) {
-        if (lp_trainer_evaluate(r.t, &r.data.val, &last) != LP_OK) {
+        if (validate(&r, &last) != LP_OK) {
             run_free(&r);
             return cli_fail("validation");
         }
