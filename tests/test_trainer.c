@@ -361,6 +361,65 @@ static void test_learns_and_evaluates(void **state)
     lp_token_dataset_free(&va);
 }
 
+/* BERT sequence classification (the bert-tiny-cls fixture, bytes as ids):
+ * the pooler/classifier trains, the encoder TokenTune variant keeps [CLS],
+ * accuracy rises on a learnable rule. */
+static void test_bert_classifier(void **state)
+{
+    (void)state;
+    const char *cp = lp_test_shared("fixtures/bert-tiny-cls/config.json");
+    if (!cp) { LP_SKIP("fixture bert-tiny-cls not found (set LEANPROP_SHARED)"); }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", cp);
+    *strrchr(dir, '/') = '\0';
+    lp_transformer *m;
+    LP_ASSERT_OK(lp_transformer_load(&m, dir));
+    char *text = malloc(1 << 16);
+    text[0] = '\0';
+    lp_rng r;
+    lp_rng_seed(&r, 11);
+    for (int i = 0; i < 200; i++) { /* label = whether the message has a 'z' */
+        char msg[40];
+        int len = 8 + (int)lp_rng_below(&r, 20), z = (int)lp_rng_below(&r, 2);
+        for (int k = 0; k < len; k++) msg[k] = (char)('a' + lp_rng_below(&r, 25)); /* a..y */
+        if (z) msg[lp_rng_below(&r, (uint64_t)len)] = 'z';
+        msg[len] = '\0';
+        char line[64];
+        snprintf(line, sizeof line, "%s\t%s\n", z ? "yes" : "no", msg);
+        strcat(text, line);
+    }
+    const char *path = lp_test_write_temp(".tsv", text, strlen(text));
+    free(text);
+    lp_text_encoder enc = lp_text_encoder_bytes();
+    lp_train_data_spec spec = {.task = LP_TRAIN_CLS, .path = path, .val_fraction = 0.25, .split_seed = 3, .max_len = 32,
+                               .opt = lp_data_options_defaults()};
+    lp_train_data d;
+    LP_ASSERT_OK(lp_train_data_load(&d, &spec, &enc, NULL, NULL));
+    lp_ft_model *f = ft(m, LP_FT_FULL);
+    lp_trainer_config c = base_cfg();
+    c.task = LP_TRAIN_CLS;
+    c.batch = 16;
+    c.max_len = 32;
+    c.steps = 80;
+    c.schedule.lr = 3e-3;
+    c.clip = 1.0f;
+    LP_ASSERT_OK(lp_tokenselect_parse(&c.select, "0.5"));
+    lp_trainer *t;
+    LP_ASSERT_OK(lp_trainer_new(&t, f, &d.train, &c));
+    assert_int_equal(lp_trainer_get_config(t)->select.encoder, 1);
+    lp_eval_result r0, r1;
+    LP_ASSERT_OK(lp_trainer_evaluate(t, &d.val, &r0));
+    for (int i = 0; i < 80; i++) LP_ASSERT_OK(lp_trainer_step(t, NULL));
+    LP_ASSERT_OK(lp_trainer_evaluate(t, &d.val, &r1));
+    print_message("  bert-tiny-cls, TokenTune 50%%: val accuracy %.3f -> %.3f, loss %.4f -> %.4f\n", r0.accuracy,
+                  r1.accuracy, r0.loss, r1.loss);
+    assert_true(r1.loss < r0.loss);
+    assert_true(r1.accuracy >= 0.75);
+    lp_trainer_free(t);
+    lp_ft_model_free(f);
+    lp_train_data_free(&d);
+}
+
 static void test_config_validation(void **state)
 {
     (void)state;
@@ -394,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_learns_and_evaluates),
+        cmocka_unit_test(test_bert_classifier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,11 +142,21 @@ static void test_unknown_label_and_classifier(void **state)
     assert_int_equal(run(&out, BASE "--task cls --data '%s' --val '%s' --steps 2 --seq 64 --batch 2", g_model, g_tok, tp, vp), 1);
     if (!strstr(out, want)) fail_msg("no \"%s\" in:\n%s", want, out);
     free(out);
-    assert_int_equal(run(&out, BASE "--task cls --data '%s' --val '%s' --steps 4 --seq 64 --batch 2 --on-unknown-label skip --lr 1e-2",
-                         g_model, g_tok, tp, vp), 0);
+    char dir[] = "/tmp/lp_ftcli_cXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(run(&out, BASE "--task cls --data '%s' --val '%s' --steps 4 --seq 64 --batch 2 --on-unknown-label skip "
+                         "--lr 1e-2 --out %s", g_model, g_tok, tp, vp, dir), 0);
     assert_non_null(strstr(out, "1 records with unknown labels skipped"));
     assert_non_null(strstr(out, "acc_after="));
     free(out);
+    /* the saved adapter (with its "score" head) evaluates through `leanprop eval` */
+    assert_int_equal(run(&out, "eval --model '%s' --tokenizer '%s' --threads 1 --task cls --data '%s' --adapter %s/last",
+                         g_model, g_tok, tp, dir), 0);
+    if (!strstr(out, "accuracy") || !strstr(out, "confusion")) fail_msg("no classification report:\n%s", out);
+    free(out);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void test_truncation_and_k_warnings(void **state)
@@ -168,6 +178,29 @@ static void test_truncation_and_k_warnings(void **state)
     /* --seq past the model's 512 positions: capped with a warning */
     assert_int_equal(run(&out, BASE "--data '%s' --steps 1 --batch 2 --seq 4096 --val-fraction 0", g_model, g_tok, path), 0);
     assert_non_null(strstr(out, "exceeds the model's maximum of 512"));
+    free(out);
+}
+
+/* Multiple choice by log-likelihood: stories260K knows how its stories go. */
+static void test_multiple_choice(void **state)
+{
+    (void)state;
+    NEED();
+    const char mc[] = "{\"question\": \"Once upon a\", \"choices\": [\"time\", \"car engine diagnostic\"], \"answer\": 0}\n"
+                      "{\"question\": \"Lily went to the park with her\", \"choices\": [\"spreadsheet\", \"mom\"], \"answer\": 1}\n"
+                      "{\"question\": \"Tom was sad because he lost his\", \"choices\": [\"toy\", \"mortgage\"], \"answer\": \"A\"}\n"
+                      "{\"question\": \"She wanted to play with the big red\", \"choices\": [\"tax\", \"ball\"], \"answer\": \"B\"}\n";
+    const char *path = lp_test_write_temp(".jsonl", mc, sizeof mc - 1);
+    char *out;
+    assert_int_equal(run(&out, "eval --model '%s' --tokenizer '%s' --threads 1 --task mc --template '{question}' --data '%s'",
+                         g_model, g_tok, path), 0);
+    if (!strstr(out, "acc 1.0000  acc_norm 1.0000") || !strstr(out, "4 questions, 8 requests")) fail_msg("%s", out);
+    free(out);
+    /* a bad answer names the line */
+    const char bad[] = "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 5}\n";
+    path = lp_test_write_temp(".jsonl", bad, sizeof bad - 1);
+    assert_int_equal(run(&out, "eval --model '%s' --tokenizer '%s' --task mc --data '%s'", g_model, g_tok, path), 1);
+    assert_non_null(strstr(out, ":1: answer out of range"));
     free(out);
 }
 
@@ -262,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_malformed_line),
         cmocka_unit_test(test_unknown_label_and_classifier),
         cmocka_unit_test(test_truncation_and_k_warnings),
+        cmocka_unit_test(test_multiple_choice),
         cmocka_unit_test(test_max_memory),
         cmocka_unit_test(test_resume_through_cli),
     };
