@@ -114,8 +114,9 @@ static lp_status job_run(job *j, lp_gnn_checkpoint *ck)
     for (int r = first; r < j->runs; r++) {
         lp_gnn_train_config c = j->cfg;
         c.seed = j->cfg.seed + 3 * (uint64_t)r;
+        c.ckpt = ck;
         lp_gnn_run_args a = {j->ds, j->task, j->task == LP_GNN_TASK_NODE ? &j->sp->node[r] : NULL,
-                             j->task == LP_GNN_TASK_LINK ? &j->sp->link[r] : NULL, r, &c, on_epoch, j, ck};
+                             j->task == LP_GNN_TASK_LINK ? &j->sp->link[r] : NULL, r, &c, on_epoch, j};
         lp_gnn_train_fn fn = j->task == LP_GNN_TASK_NODE ? lp_gnn_train_bp_node : lp_gnn_train_bp_link;
         LP_TRY(fn(&a, &j->res[r]));
         if (ck) LP_TRY(lp_gnn_checkpoint_end_run(ck, r, &j->res[r]));
@@ -248,7 +249,8 @@ static void make_checkpoint(job *j, const char *path)
     lp_gnn_checkpoint *ck;
     LP_ASSERT_OK(lp_gnn_checkpoint_new(&ck, path, 5, &d));
     lp_gnn_train_config c = j->cfg;
-    lp_gnn_run_args a = {j->ds, j->task, &j->sp->node[0], NULL, 0, &c, NULL, NULL, ck};
+    c.ckpt = ck;
+    lp_gnn_run_args a = {j->ds, j->task, &j->sp->node[0], NULL, 0, &c, NULL, NULL};
     LP_ASSERT_OK(lp_gnn_train_bp_node(&a, &j->res[0]));
     lp_gnn_checkpoint_free(ck);
 }
@@ -271,6 +273,9 @@ static void test_other_job_and_corruption_refused(void **state)
 {
     (void)state;
     job *j = calloc(1, sizeof *j);
+    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("bp")), 1);
+    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("sf")), 0); /* its runs are kept whole only */
+    assert_int_equal(lp_gnn_method_resumable(NULL), 0);
     if (!job_setup(j, LP_GNN_TASK_NODE, LP_GNN_GCN)) { free(j); LP_SKIP("karate not found (set LEANPROP_SHARED)"); }
     const char *dir = tmpdir();
     char path[256], bad[300];
@@ -397,7 +402,8 @@ static void test_write_failure_keeps_previous(void **state)
         g_fail_epoch = 12;
         g_fail_bytes = offsets[k];
         lp_gnn_train_config c = j->cfg;
-        lp_gnn_run_args a = {j->ds, j->task, &j->sp->node[0], NULL, 0, &c, arm_failure, j, ck};
+        c.ckpt = ck;
+        lp_gnn_run_args a = {j->ds, j->task, &j->sp->node[0], NULL, 0, &c, arm_failure, j};
         lp_status st = lp_gnn_train_bp_node(&a, &j->res[0]);
         lp_fileio_fail_after_bytes(0);
         if (st != LP_ERR_IO || !strstr(lp_error_message(), "saving the GNN checkpoint"))
@@ -437,7 +443,7 @@ static void check_nonfinite(lp_gnn_task task)
     j->cfg.epochs = 12;
     lp_gnn_train_config c = j->cfg;
     lp_gnn_run_args a = {j->ds, task, task == LP_GNN_TASK_NODE ? &j->sp->node[0] : NULL,
-                         task == LP_GNN_TASK_LINK ? &j->sp->link[0] : NULL, 0, &c, on_epoch, j, NULL};
+                         task == LP_GNN_TASK_LINK ? &j->sp->link[0] : NULL, 0, &c, on_epoch, j};
     lp_gnn_train_fn fn = task == LP_GNN_TASK_NODE ? lp_gnn_train_bp_node : lp_gnn_train_bp_link;
     lp_status st = fn(&a, &j->res[0]);
     const char *msg = lp_error_message();

@@ -165,6 +165,8 @@ lp_status lp_bce_logits(float *loss, float *ds, const float *s, const uint8_t *y
 
 typedef enum { LP_GNN_TASK_NODE = 0, LP_GNN_TASK_LINK = 1 } lp_gnn_task;
 
+typedef struct lp_gnn_checkpoint lp_gnn_checkpoint;
+
 typedef struct {
     lp_gnn_kind kind;
     int n_layers;           /* 2 */
@@ -181,6 +183,8 @@ typedef struct {
                                          run with "run R epoch E: non-finite value (nan) in gradients of
                                          layers.0.lin.weight at index I (K of N values non-finite)";
                                          SKIP drops that epoch's update and goes on (BP trainers) */
+    lp_gnn_checkpoint *ckpt;  /* NULL (default): none; else the trainer saves its state every few epochs
+                                 and continues a saved run (see "checkpoints" below; BP trainers) */
 } lp_gnn_train_config;
 
 lp_gnn_train_config lp_gnn_train_defaults(void);
@@ -208,8 +212,6 @@ typedef struct {
     int skipped_epochs;       /* epochs whose update was dropped (non-finite, policy skip) */
 } lp_gnn_result;
 
-typedef struct lp_gnn_checkpoint lp_gnn_checkpoint;
-
 typedef struct {
     const lp_graph_dataset *data;
     lp_gnn_task task;
@@ -219,8 +221,6 @@ typedef struct {
     const lp_gnn_train_config *cfg;
     lp_gnn_epoch_fn on_epoch;       /* may be NULL */
     void *user;
-    lp_gnn_checkpoint *ckpt;        /* NULL: none; else the trainer saves its state every few epochs and
-                                       continues a saved run (see "checkpoints" below; BP trainers) */
 } lp_gnn_run_args;
 
 typedef lp_status (*lp_gnn_train_fn)(const lp_gnn_run_args *a, lp_gnn_result *out);
@@ -261,13 +261,16 @@ lp_status lp_gnn_train_bp_link(const lp_gnn_run_args *a, lp_gnn_result *out);
  *   if (resume) LP_TRY(lp_gnn_checkpoint_resume(ck, "job.ckpt"));   // the same job, or an error
  *   for (int r = 0; r < lp_gnn_checkpoint_next_run(ck); r++) lp_gnn_checkpoint_result(ck, r, &res[r]);
  *   for (int r = lp_gnn_checkpoint_next_run(ck); r < runs; r++) {
- *       lp_gnn_run_args a = {..., .run = r, .ckpt = ck};
+ *       lp_gnn_train_config c = cfg;
+ *       c.seed = cfg.seed + 3 * r;
+ *       c.ckpt = ck;
+ *       lp_gnn_run_args a = {..., .run = r, .cfg = &c};
  *       LP_TRY(lp_gnn_train_bp_node(&a, &res[r]));                  // continues a saved run
  *       LP_TRY(lp_gnn_checkpoint_end_run(ck, r, &res[r]));
  *   }
  *   lp_gnn_checkpoint_free(ck);
  *
- * A trainer supports checkpoints with four calls: lp_gnn_checkpoint_state at the start of a
+ * A trainer supports checkpoints (and lp_gnn_method_resumable says so) with four calls: lp_gnn_checkpoint_state at the start of a
  * run (restore what it finds), and after an epoch where lp_gnn_checkpoint_due holds,
  * lp_gnn_checkpoint_begin, lp_checkpoint_writer_add_* of its own state (names prefixed by the
  * method, "bp."), lp_gnn_checkpoint_commit. */
@@ -300,6 +303,11 @@ int lp_gnn_checkpoint_threads(const lp_gnn_checkpoint *c);
 int lp_gnn_checkpoint_saves(const lp_gnn_checkpoint *c, double *seconds);
 /* Record the result of run `run` (== next_run), which becomes finished, and save. */
 lp_status lp_gnn_checkpoint_end_run(lp_gnn_checkpoint *c, int run, const lp_gnn_result *res);
+
+/* 1 when the method's trainers save and continue a run in progress (cfg->ckpt) and honour
+ * on_nonfinite skip (BP); 0: a checkpoint keeps only finished runs (a resume redoes the run in
+ * progress) and non-finite values stop the run. */
+int lp_gnn_method_resumable(const lp_gnn_method *m);
 
 /* For trainers. 1 when a save is due after `epoch` (c not NULL, a path, epoch % every == 0). */
 int lp_gnn_checkpoint_due(const lp_gnn_checkpoint *c, int epoch);

@@ -148,12 +148,13 @@ static int train_one(epoch_ctx *ec, lp_gnn_checkpoint *ck, lp_gnn_train_fn train
 {
     lp_gnn_train_config rc_cfg = *cfg;
     rc_cfg.seed = cfg->seed + 3 * (uint64_t)r;
+    rc_cfg.ckpt = ck;
     char label[32];
     snprintf(label, sizeof label, "run %d/%ld", r + 1, runs);
     ec->bar = quiet ? NULL : lp_progress_new(label, cfg->epochs);
     ec->run = r;
     lp_gnn_run_args ra = {ds, t, t == LP_GNN_TASK_NODE ? &sp->node[r] : NULL, t == LP_GNN_TASK_LINK ? &sp->link[r] : NULL,
-                          r, &rc_cfg, on_epoch, ec, ck};
+                          r, &rc_cfg, on_epoch, ec};
     lp_status st = train(&ra, res);
     lp_progress_free(ec->bar);
     ec->bar = NULL;
@@ -227,6 +228,10 @@ int cmd_gnn(int argc, char **argv)
     }
     lp_gnn_train_fn train = t == LP_GNN_TASK_NODE ? method->node : method->link;
     if (!train) { fprintf(stderr, "leanprop gnn: method %s has no %s task\n", method->name, task); return 2; }
+    if (cfg.on_nonfinite == LP_NONFINITE_SKIP && !lp_gnn_method_resumable(method)) {
+        fprintf(stderr, "leanprop gnn: --on-nonfinite skip is not supported by method %s (it stops)\n", method->name);
+        return 2;
+    }
     if (runs < 1 || runs > 1000 || cfg.n_layers < 1 || cfg.n_layers > 64 || cfg.hidden < 1 || cfg.epochs < 0 ||
         cfg.patience < 1 || cfg.eval_every < 1 || seed < 0 || split_seed < 0 || cfg.link_dim < 1) {
         fprintf(stderr, "leanprop gnn: --runs, --layers, --hidden, --patience, --eval-every, --link-dim must be positive\n");
@@ -297,8 +302,12 @@ int cmd_gnn(int argc, char **argv)
                 printf(", run %d continues after epoch %d", first_run + 1, lp_gnn_checkpoint_next_epoch(ck));
             printf("\n");
         }
-        printf("ckpt    %s every %ld epochs and after each run (temp file, fsync, rename; CRC-32 checked on --resume)\n",
-               ckpt_path, ckpt_every);
+        if (lp_gnn_method_resumable(method))
+            printf("ckpt    %s every %ld epochs and after each run (temp file, fsync, rename; CRC-32 checked on --resume)\n",
+                   ckpt_path, ckpt_every);
+        else
+            printf("ckpt    %s after each run (method %s cannot save a run in progress: a resume redoes that run)\n",
+                   ckpt_path, method->name);
     }
     printf("model   %s x%d, hidden %d%s, method %s, task %s, %ld runs, lr %g, weight decay %g, up to %d epochs, "
            "patience %d x %d, %d threads\n",

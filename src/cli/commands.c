@@ -77,7 +77,13 @@ const cli_command cli_commands[] = {
      "  --eval-every N   validate every N epochs (default 2)\n"
      "  --lr X           Adam learning rate (default 1e-3)  --weight-decay X  L2 (default 5e-4)\n"
      "  --split-file P   load the splits from P if it exists, else make them and save them there\n"
-     "  --out P          results JSON      --log P   per-epoch metrics JSONL\n"
+     "  --out P          results JSON      --log P   per-epoch metrics JSONL (appended on --resume)\n"
+     "  --checkpoint P   crash-safe checkpoint of the whole job (temp file, fsync, rename, CRC-32),\n"
+     "                   saved every --checkpoint-every N epochs (default 50) and after each run\n"
+     "  --resume P       continue the job saved in P exactly (same losses; the saved thread count\n"
+     "                   unless --threads); keeps saving to P unless --checkpoint is given\n"
+     "  --on-nonfinite stop|skip  NaN/Inf in output, loss or a gradient: stop (default) naming run,\n"
+     "                   epoch and tensor, or skip that epoch's update (bp)\n"
      "  --dense          dense features    --no-normalize  skip NormalizeFeatures\n"
      "  --threads N      threads for OpenMP and OpenBLAS   --quiet  no progress bar\n",
      cmd_gnn},

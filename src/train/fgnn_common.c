@@ -325,7 +325,7 @@ void fgnn_run_epoch(fgnn_run *r, int epoch, double loss, double train, double va
     (void)epoch;
     r->epochs_total++;
     if (!r->a->on_epoch) return;
-    lp_gnn_epoch e = {r->a->run, r->epochs_total, loss, train, val, improved, lp_time_now() - r->t0};
+    lp_gnn_epoch e = {r->a->run, r->epochs_total, loss, train, val, improved, lp_time_now() - r->t0, 0, NULL};
     r->a->on_epoch(&e, r->a->user);
 }
 

@@ -6,7 +6,7 @@
  * Validation every eval_every epochs; stop after `patience` validations without
  * strict improvement; the best weights are restored before the final scores.
  * Each epoch checks the output, the loss and every gradient for NaN/Inf
- * (cfg->on_nonfinite: stop, or skip the update). With a->ckpt the run saves
+ * (cfg->on_nonfinite: stop, or skip the update). With cfg->ckpt the run saves
  * its whole state every few epochs and continues a saved one (leanprop/gnn.h). */
 #include <inttypes.h>
 #include <math.h>
@@ -86,7 +86,7 @@ static lp_status bp_params_io(bp_run *r, lp_checkpoint_writer *w, const lp_check
 
 static lp_status bp_save(bp_run *r, int epoch)
 {
-    lp_gnn_checkpoint *c = r->a->ckpt;
+    lp_gnn_checkpoint *c = r->a->cfg->ckpt;
     lp_checkpoint_writer *w;
     LP_TRY(lp_gnn_checkpoint_begin(c, r->a->run, epoch, &w));
     float *m, *v;
@@ -233,7 +233,7 @@ static lp_status bp_begin(bp_run *r, const lp_gnn_run_args *a, int64_t out_dim)
     if (!r->best) return lp_error_context(LP_ERR_NOMEM, "best-weight copy");
     r->x = lp_gnn_input_features(a->data);
     int epoch;
-    const lp_checkpoint *ck = lp_gnn_checkpoint_state(a->ckpt, a->run, &epoch);
+    const lp_checkpoint *ck = lp_gnn_checkpoint_state(a->cfg->ckpt, a->run, &epoch);
     lp_status st = ck ? bp_restore(r, ck, epoch) : LP_OK;
     return st == LP_OK ? LP_OK : lp_error_context(st, "resuming run %d", a->run);
 }
@@ -272,7 +272,7 @@ static lp_status bp_report(bp_run *r, int epoch, double loss, double train, doub
         r->a->on_epoch(&e, r->a->user);
     }
     r->skip = 0;
-    return lp_gnn_checkpoint_due(r->a->ckpt, epoch) ? bp_save(r, epoch) : LP_OK;
+    return lp_gnn_checkpoint_due(r->a->cfg->ckpt, epoch) ? bp_save(r, epoch) : LP_OK;
 }
 
 static void bp_finish(bp_run *r, lp_gnn_result *out)

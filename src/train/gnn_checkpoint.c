@@ -118,6 +118,21 @@ static cJSON *job_json(const lp_gnn_job *j)
     return o;
 }
 
+/* The trainers that save and continue a run in progress; a trainer gaining support adds itself. */
+int lp_gnn_method_resumable(const lp_gnn_method *m)
+{
+    static const lp_gnn_train_fn resumable[] = {lp_gnn_train_bp_node, lp_gnn_train_bp_link};
+    if (!m) return 0;
+    int n = 0, ok = 0;
+    for (int k = 0; k < 2; k++) {
+        lp_gnn_train_fn f = k == 0 ? m->node : m->link;
+        if (!f) continue;
+        n++;
+        for (size_t i = 0; i < sizeof resumable / sizeof resumable[0]; i++) ok += f == resumable[i];
+    }
+    return n > 0 && ok == n;
+}
+
 /* ------------------------------------------------------------ life cycle */
 
 lp_status lp_gnn_checkpoint_new(lp_gnn_checkpoint **out, const char *path, int every, const lp_gnn_job *job)
