@@ -10,7 +10,10 @@
  * The binary is $LEANPROP_BIN, else ../leanprop beside this test's directory (build/leanprop
  * for build/tests/, build-asan/leanprop under ASan). Kill moments come from a seeded generator:
  * LEANPROP_KILL_SEED=N repeats a sequence (the seed is printed), LEANPROP_KILLS=N sets the kills
- * per job (default 12 for gnn, 8 for finetune). */
+ * per job (default 12 for gnn, 8 for finetune); longer jobs for longer campaigns:
+ * LEANPROP_KILL_EPOCHS=N (gnn epochs per run, default 30; patience N/5) and LEANPROP_KILL_STEPS=N
+ * (finetune steps, default 20). The CLI's own failure paths (non-finite stop/skip, resuming
+ * another job or a corrupt checkpoint) are checked here too. */
 #include "util/test_util.h"
 
 #include <dirent.h>
@@ -390,6 +393,13 @@ static unsigned long kill_seed(void)
     return e && *e ? strtoul(e, NULL, 10) : 20240607UL;
 }
 
+static int env_int(const char *name, int def)
+{
+    const char *e = getenv(name);
+    int n = e && *e ? atoi(e) : def;
+    return n > 0 ? n : def;
+}
+
 static int kill_count(int def)
 {
     const char *e = getenv("LEANPROP_KILLS");
@@ -458,7 +468,11 @@ static void test_kill_gnn(void **state)
     snprintf(res, sizeof res, "%s/res.json", dir);
     snprintf(out, sizeof out, "%s/output.txt", dir);
     /* 3 runs x up to 30 epochs (early stopping may end one sooner), a save after every epoch */
-    const char *common[] = {bin, "gnn", "--dataset", kar, "--hidden", "16", "--epochs", "30", "--patience", "6", "--lr", "0.01",
+    int epochs = env_int("LEANPROP_KILL_EPOCHS", 30);
+    char ep[16], pat[16];
+    snprintf(ep, sizeof ep, "%d", epochs);
+    snprintf(pat, sizeof pat, "%d", epochs / 5 > 0 ? epochs / 5 : 1);
+    const char *common[] = {bin, "gnn", "--dataset", kar, "--hidden", "16", "--epochs", ep, "--patience", pat, "--lr", "0.01",
                             "--runs", "3", "--threads", "2", "--quiet", NULL};
     kill_job j;
     memset(&j, 0, sizeof j);
@@ -490,7 +504,7 @@ static void test_kill_gnn(void **state)
     assert_true(s.kills >= 1);
     const char *keys[] = {"run", "step", NULL}, *cmp[] = {"loss", "train_metric", "val_metric", NULL};
     log_rows a = read_log(ref_log, keys, cmp), b = read_log(log, keys, cmp);
-    assert_true(a.n >= 45);
+    assert_true(a.n >= epochs * 3 / 2);
     int n = compare_logs(&a, &b);
     print_message("gnn: %d logged epochs (%d in the uninterrupted run) equal to the uninterrupted run's losses and metrics\n",
                   n, a.n);
@@ -532,8 +546,11 @@ static void test_kill_finetune(void **state)
     LP_ASSERT_OK(lp_file_write_atomic(slice, all, n < 24000 ? n : 24000));
     lp_free(all);
     /* LoRA with dropout (its masks must regenerate exactly), 20 steps, a checkpoint after each */
+    int steps = env_int("LEANPROP_KILL_STEPS", 20);
+    char st[16];
+    snprintf(st, sizeof st, "%d", steps);
     const char *common[] = {bin, "finetune", "--model", m, "--tokenizer", t, "--data", slice, "--method", "lora",
-                            "--steps", "20", "--batch", "4", "--seq", "64", "--lr", "1e-3", "--seed", "7",
+                            "--steps", st, "--batch", "4", "--seq", "64", "--lr", "1e-3", "--seed", "7",
                             "--val-fraction", "0", "--eval-every", "1", "--threads", "2", "--quiet", NULL};
     kill_job j;
     memset(&j, 0, sizeof j);
@@ -567,12 +584,112 @@ static void test_kill_finetune(void **state)
     assert_true(s.kills >= 1);
     const char *keys[] = {"step", NULL}, *cmp[] = {"loss", "lr", "grad_norm", NULL};
     log_rows a = read_log(ref_log, keys, cmp), b = read_log(log, keys, cmp);
-    assert_int_equal(a.n, 20);
+    assert_int_equal(a.n, steps);
     int got = compare_logs(&a, &b);
     print_message("finetune: %d logged steps (%d in the uninterrupted run) equal to the uninterrupted run's loss, lr and "
                   "gradient norm\n", got, a.n);
     free(a.rows);
     free(b.rows);
+    rm_dir(dir);
+}
+
+/* ------------------------------------------------------------ CLI failure paths */
+
+static int run_status(const cmdline *c, const char *out_path)
+{
+    unlink(out_path);
+    pid_t pid = spawn(c, out_path);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void expect_output(const char *out_path, const char *needle)
+{
+    char *text;
+    size_t n;
+    LP_ASSERT_OK(lp_file_read_all(out_path, 1 << 22, LP_MEM_SCRATCH, &text, &n));
+    int found = strstr(text, needle) != NULL;
+    lp_free(text);
+    if (!found) {
+        show_output(out_path);
+        fail_msg("output lacks '%s'", needle);
+    }
+}
+
+static void test_gnn_cli_failures(void **state)
+{
+    (void)state;
+    const char *bin = leanprop_bin();
+    if (!bin) fail_msg("no leanprop binary (set LEANPROP_BIN or build the CLI: make cli)");
+    const char *karate = lp_test_shared("data/graphs/karate.edges.txt");
+    if (!karate) LP_SKIP("karate not found (set LEANPROP_SHARED)");
+    char kar[1024];
+    snprintf(kar, sizeof kar, "%s", karate);
+    const char *dir = tmpdir();
+    char ck[300], out[300], bad[300];
+    snprintf(ck, sizeof ck, "%s/job.ckpt", dir);
+    snprintf(bad, sizeof bad, "%s/bad.ckpt", dir);
+    snprintf(out, sizeof out, "%s/output.txt", dir);
+    const char *common[] = {bin, "gnn", "--dataset", kar, "--hidden", "8", "--epochs", "12", "--runs", "1", "--threads", "2",
+                            "--quiet", NULL};
+    cmdline c = {0};
+    /* diverging (lr 1e30): stop names run, epoch and tensor; skip finishes and warns */
+    for (int i = 0; common[i]; i++) cl_add(&c, common[i]);
+    cl_add(&c, "--lr");
+    cl_add(&c, "1e30");
+    int n0 = c.argc;
+    assert_int_equal(run_status(&c, out), 1);
+    expect_output(out, "run 1: run 0 epoch 2: non-finite value (");
+    expect_output(out, ") in activations of the output of layer 1 at index 0");
+    cl_add(&c, "--on-nonfinite");
+    cl_add(&c, "skip");
+    assert_int_equal(run_status(&c, out), 0);
+    expect_output(out, "warning: update skipped (--on-nonfinite skip): run 0 epoch 2: non-finite value");
+    expect_output(out, "11 epochs skipped (non-finite)");
+    c.argc = n0 + 1;
+    cl_add(&c, "sometimes");
+    assert_int_equal(run_status(&c, out), 2);
+    expect_output(out, "'sometimes' is not a policy");
+    /* a checkpoint of this job; resuming it with another setting names the setting */
+    c.argc = 0;
+    for (int i = 0; common[i]; i++) cl_add(&c, common[i]);
+    cl_add(&c, "--checkpoint");
+    cl_add(&c, ck);
+    cl_add(&c, "--checkpoint-every");
+    cl_add(&c, "5");
+    assert_int_equal(run_status(&c, out), 0);
+    expect_output(out, "3 saves this process"); /* epochs 5 and 10, end of the run */
+    c.argc = 0;
+    for (int i = 0; common[i]; i++) cl_add(&c, common[i]);
+    cl_add(&c, "--resume");
+    cl_add(&c, ck);
+    assert_int_equal(run_status(&c, out), 0);
+    expect_output(out, "1 of 1 runs finished");
+    expect_output(out, "(from the checkpoint)");
+    cl_add(&c, "--lr");
+    cl_add(&c, "0.5");
+    assert_int_equal(run_status(&c, out), 1);
+    expect_output(out, "a checkpoint of another job: lr is 0.001 there, 0.5 here");
+    /* a flipped byte: refused (CRC or structure), naming the file */
+    char *buf;
+    size_t n;
+    LP_ASSERT_OK(lp_file_read_all(ck, 1 << 22, LP_MEM_SCRATCH, &buf, &n));
+    buf[n - 3] ^= 0x10;
+    LP_ASSERT_OK(lp_file_write_atomic(bad, buf, n));
+    lp_free(buf);
+    c.argc = 0;
+    for (int i = 0; common[i]; i++) cl_add(&c, common[i]);
+    cl_add(&c, "--resume");
+    cl_add(&c, bad);
+    assert_int_equal(run_status(&c, out), 1);
+    expect_output(out, "leanprop: --resume: ");
+    expect_output(out, "bad.ckpt: ");
+    c.argc = n0 - 2; /* no such file */
+    cl_add(&c, "--resume");
+    cl_add(&c, "/nonexistent/job.ckpt");
+    assert_int_equal(run_status(&c, out), 1);
+    expect_output(out, "--resume");
     rm_dir(dir);
 }
 
@@ -590,6 +707,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_gnn),
         cmocka_unit_test(test_kill_finetune),
+        cmocka_unit_test(test_gnn_cli_failures),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

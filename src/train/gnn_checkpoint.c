@@ -96,16 +96,27 @@ static int add_str(cJSON *o, const char *key, const char *fmt, ...)
     return cJSON_AddStringToObject(o, key, b) != NULL;
 }
 
+/* The shortest decimal that reads back as exactly v ("0.001", not "0.00100000005"). */
+static const char *float_str(char *b, size_t size, float v)
+{
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(b, size, "%.*g", prec, (double)v);
+        if (strtof(b, NULL) == v) break;
+    }
+    return b;
+}
+
 static cJSON *job_json(const lp_gnn_job *j)
 {
+    char f1[32], f2[32];
     const lp_gnn_train_config *c = j->cfg;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     int ok = add_str(o, "method", "%s", j->method) && add_str(o, "task", "%s", j->task == LP_GNN_TASK_NODE ? "node" : "link") &&
              add_str(o, "model", "%s", lp_gnn_kind_name(c->kind)) && add_str(o, "layers", "%d", c->n_layers) &&
              add_str(o, "hidden", "%d", c->hidden) && add_str(o, "heads", "%d", c->heads) &&
-             add_str(o, "link_dim", "%d", c->link_dim) && add_str(o, "lr", "%.9g", (double)c->lr) &&
-             add_str(o, "weight_decay", "%.9g", (double)c->weight_decay) && add_str(o, "epochs", "%d", c->epochs) &&
+             add_str(o, "link_dim", "%d", c->link_dim) && add_str(o, "lr", "%s", float_str(f1, sizeof f1, c->lr)) &&
+             add_str(o, "weight_decay", "%s", float_str(f2, sizeof f2, c->weight_decay)) && add_str(o, "epochs", "%d", c->epochs) &&
              add_str(o, "eval_every", "%d", c->eval_every) && add_str(o, "patience", "%d", c->patience) &&
              add_str(o, "seed", "%" PRIu64, c->seed) && add_str(o, "runs", "%d", j->n_runs) &&
              add_str(o, "nodes", "%" PRId64, j->data->n_nodes) && add_str(o, "features", "%" PRId64, j->data->n_features) &&
