@@ -322,9 +322,16 @@ lp_status lp_gnn_checkpoint_resume(lp_gnn_checkpoint *c, const char *path)
     lp_checkpoint *ck;
     LP_TRY(lp_checkpoint_open(&ck, path));
     lp_status st = compare_job(c, ck);
-    int run = 0, epoch = 0, max_epochs = 0;
+    /* epochs a run can report: per layer for the layer-wise forward methods */
+    int run = 0, epoch = 0;
+    int64_t max_epochs = 0;
     const cJSON *ep = cJSON_GetObjectItemCaseSensitive(c->job, "epochs");
-    if (cJSON_IsString(ep)) max_epochs = atoi(ep->valuestring);
+    const cJSON *ly = cJSON_GetObjectItemCaseSensitive(c->job, "layers");
+    if (cJSON_IsString(ep) && cJSON_IsString(ly)) {
+        int64_t layers = atoi(ly->valuestring);
+        max_epochs = (int64_t)atoi(ep->valuestring) * (layers > 0 ? layers : 1);
+        if (max_epochs > INT32_MAX) max_epochs = INT32_MAX;
+    }
     if (st == LP_OK) st = get_int(ck, "gnn.run", 0, c->n_runs, &run);
     if (st == LP_OK) st = get_int(ck, "gnn.epoch", 0, run < c->n_runs ? max_epochs : 0, &epoch);
     if (st == LP_OK) st = get_int(ck, "gnn.threads", 0, 1 << 20, &c->threads);
