@@ -205,7 +205,7 @@ static lp_status fl_layer(fl_ctx *x, int l)
     r->out->train = tr;
     r->out->val = va;
     r->out->test = te;
-    r->out->best_epoch = stop.best_epoch;
+    r->out->best_epoch = stop.best_epoch > 0 ? r->epochs_total - (epoch - 1) + stop.best_epoch : 0;   /* counted over all layers */
     if (r->rep) {
         r->rep->n_depths = l + 1;
         r->rep->train[l] = tr;
