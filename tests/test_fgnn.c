@@ -580,6 +580,37 @@ static void test_bad_inputs(void **state)
     lp_graph_dataset_free(nolab);
 }
 
+/* Dense features (the other input path: cached first layer for GCN/SAGE): every method runs. */
+static void test_dense_features_all_methods(void **state)
+{
+    (void)state;
+    lp_graph_dataset *ds = tiny_dataset(1);
+    assert_non_null(ds->x_dense);
+    lp_graph_splits *node, *link;
+    LP_ASSERT_OK(lp_graph_splits_node(&node, ds, 1, 3));
+    LP_ASSERT_OK(lp_graph_splits_link(&link, ds->graph, 1, 0.16, 0.2, 3));
+    size_t before = lp_mem_total_current();
+    for (int m = 0; m < LP_FGNN_METHOD_COUNT; m++)
+        for (int kind = 0; kind < LP_GNN_KIND_COUNT; kind++) {
+            lp_gnn_train_config cfg = lp_gnn_train_defaults();
+            cfg.kind = (lp_gnn_kind)kind;
+            cfg.n_layers = 2;
+            cfg.hidden = 8;
+            cfg.epochs = 4;
+            lp_gnn_task t = lp_fgnn_method_task((lp_fgnn_method)m);
+            lp_gnn_run_args a = {ds, t, t == LP_GNN_TASK_NODE ? &node->node[0] : NULL, t == LP_GNN_TASK_LINK ? &link->link[0] : NULL,
+                                 0, &cfg, NULL, NULL};
+            lp_gnn_result res;
+            lp_status st = lp_fgnn_train((lp_fgnn_method)m, &a, NULL, &res, NULL, NULL);
+            if (st != LP_OK) fail_msg("%s/%s: %s", lp_fgnn_method_name((lp_fgnn_method)m), lp_gnn_kind_name((lp_gnn_kind)kind), lp_error_message());
+            assert_true(res.test >= 0 && res.test <= 1 && res.epochs == 8 - 4 * !lp_fgnn_method_layerwise((lp_fgnn_method)m));
+        }
+    assert_int_equal(lp_mem_total_current(), before);
+    lp_graph_splits_free(node);
+    lp_graph_splits_free(link);
+    lp_graph_dataset_free(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_layer_sf_gradients_fd),
         cmocka_unit_test(test_inference_rules),
         cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_dense_features_all_methods),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
