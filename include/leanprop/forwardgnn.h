@@ -29,7 +29,7 @@
  *   cfg.n_layers = 4;
  *   lp_gnn_run_args a = {.data = ds, .task = LP_GNN_TASK_NODE, .node = &splits->node[0], .run = 0, .cfg = &cfg};
  *   lp_gnn_result res;
- *   lp_fgnn_report rep;                                      // per-depth results (may be NULL)
+ *   lp_fgnn_report rep;                                      // per-depth results (out; may be NULL)
  *   lp_fgnn_opts o = lp_fgnn_defaults();
  *   if (lp_fgnn_train(LP_FGNN_SF, &a, &o, &res, &rep, NULL) != LP_OK) ... lp_error_message()
  *   // res.test: accuracy of the 4-layer stack; rep.test[1]: of its first 2 layers
@@ -90,6 +90,11 @@ typedef struct {
     int first_scored_step;    /* first step whose outputs are summed at inference (2: steps 2..9) */
     float clip_norm;          /* SF-Top2Loss per-layer gradient-norm clip (1; 0 = none) */
     const float *layer_loss_weight; /* (n_layers) weight of each layer's loss, NULL = all 1 */
+    float *scores_out;        /* NULL or a caller's (n_nodes, n_classes) buffer that node methods fill with the
+                                 final inference scores by node id: summed softmaxes (SF, top-down) or summed
+                                 goodness per candidate label (FF: train nodes scored with no label known, val
+                                 nodes with the train labels known, test nodes with train + val known); rows of
+                                 nodes outside the split are left as they are */
 } lp_fgnn_opts;
 
 lp_fgnn_opts lp_fgnn_defaults(void);
@@ -98,12 +103,6 @@ lp_fgnn_opts lp_fgnn_defaults(void);
  * layer d trained (n_depths = n_layers). Synchronous methods train the whole
  * model at once: only entry n_layers - 1 is set, the others are NaN. */
 typedef struct {
-    /* in: NULL or a caller's (n_nodes, n_classes) buffer, which node methods fill
-     * with the final inference scores by node id: summed softmaxes (SF and
-     * top-down) or summed goodness per candidate label (FF: train nodes scored
-     * with no label known, val nodes with the train labels known, test nodes with
-     * train + val known); nodes outside the split get 0. Kept across the call. */
-    float *scores;
     int n_depths;
     double train[LP_FGNN_MAX_LAYERS], val[LP_FGNN_MAX_LAYERS], test[LP_FGNN_MAX_LAYERS];
     int epochs[LP_FGNN_MAX_LAYERS];          /* epochs this layer trained */

@@ -265,11 +265,7 @@ lp_status fgnn_run_begin(fgnn_run *r, lp_fgnn_method m, const lp_gnn_run_args *a
     r->out = out;
     r->rep = rep;
     memset(out, 0, sizeof *out);
-    if (rep) {
-        float *keep = rep->scores;
-        memset(rep, 0, sizeof *rep);
-        rep->scores = keep;
-    }
+    if (rep) memset(rep, 0, sizeof *rep);
     r->model = calloc(1, sizeof *r->model);
     if (!r->model) return lp_error(LP_ERR_NOMEM, "out of memory");
     r->model->kind = c->kind;
@@ -353,11 +349,12 @@ void fgnn_run_end(fgnn_run *r, lp_fgnn_model **model)
 
 void fgnn_run_scores(fgnn_run *r, const fgnn_layout *L, const float *acc, int64_t r0, int64_t m)
 {
-    if (!r->rep || !r->rep->scores) return;
+    float *out = r->o.scores_out;
+    if (!out) return;
     int64_t C = L->C;
     for (int64_t i = 0; i < m; i++) {
         int64_t o = L->order[r0 + i];
-        if (o < L->n_real) memcpy(r->rep->scores + o * C, acc + i * C, (size_t)C * sizeof(float));
+        if (o < L->n_real) memcpy(out + o * C, acc + i * C, (size_t)C * sizeof(float));
     }
 }
 

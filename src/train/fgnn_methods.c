@@ -36,7 +36,7 @@ lp_fgnn_opts lp_fgnn_defaults(void)
 {
     lp_fgnn_opts o = {
         .theta = 2.0f, .tau = 1.0f, .cache = 1, .ff_vn_shared_features = 1, .test_time_steps = 10,
-        .first_scored_step = 2, .clip_norm = 1.0f, .layer_loss_weight = NULL,
+        .first_scored_step = 2, .clip_norm = 1.0f, .layer_loss_weight = NULL, .scores_out = NULL,
     };
     return o;
 }
