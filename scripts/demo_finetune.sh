@@ -43,4 +43,5 @@ done
 echo
 echo "(memory: the accounting allocator's exact peak per category over the training steps; total = peak of the sum."
 echo " data = the tokenised book. TokenTune 25%: every token is computed, a quarter save activations and get gradients."
-echo " Runs, logs, adapters: $out)"
+echo " At equal steps TokenTune trains on a quarter of the tokens: at equal tokens with gradients it matches the"
+echo " all-token loss (docs/FINETUNE.md). Runs, logs, adapters: $out)"
