@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "leanprop/alloc.h"
@@ -242,6 +243,71 @@ static void test_crc32(void **state)
     unlink(p);
 }
 
+/* Leave a temp file as a killed save does: a child opens a writer, writes, and dies. */
+static void killed_save(const char *path)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        lp_atomic_writer *w;
+        if (lp_atomic_writer_open(&w, path) == LP_OK) (void)lp_atomic_writer_write(w, "partial", 7);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+static void test_sweep_temps(void **state)
+{
+    (void)state;
+    const char *sub = in_dir("sweep");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    char a[600], b[600], other[600], near[600], mine[600];
+    snprintf(a, sizeof a, "%s/a.bin", sub);
+    snprintf(b, sizeof b, "%s/b.bin", sub);
+    snprintf(other, sizeof other, "%s/notes.tmp-keep", sub); /* not XXXXXX: not ours */
+    snprintf(near, sizeof near, "%s/a.bin.tmp-12345", sub);  /* 5 characters: not ours */
+    LP_ASSERT_OK(lp_file_write_atomic(a, "A", 1));
+    LP_ASSERT_OK(lp_file_write_atomic(b, "B", 1));
+    LP_ASSERT_OK(lp_file_write_atomic(other, "o", 1));
+    LP_ASSERT_OK(lp_file_write_atomic(near, "n", 1));
+    killed_save(a);
+    killed_save(a);
+    killed_save(b);
+    int removed = -1;
+    /* a target: only its own temps */
+    LP_ASSERT_OK(lp_atomic_sweep_temps(a, &removed));
+    assert_int_equal(removed, 2);
+    LP_ASSERT_OK(lp_atomic_sweep_temps(a, &removed));
+    assert_int_equal(removed, 0);
+    assert_file_is(a, "A");
+    /* a directory: every temp in it */
+    killed_save(a);
+    LP_ASSERT_OK(lp_atomic_sweep_temps(sub, &removed));
+    assert_int_equal(removed, 2);
+    assert_file_is(a, "A");
+    assert_file_is(b, "B");
+    assert_file_is(other, "o");
+    assert_file_is(near, "n");
+    /* a temp of a target whose name is a prefix of another's is not the other's */
+    snprintf(mine, sizeof mine, "%s/a.bin.tmp-abcdef", sub);
+    LP_ASSERT_OK(lp_file_write_atomic(mine, "m", 1));
+    snprintf(mine, sizeof mine, "%s/a", sub);
+    LP_ASSERT_OK(lp_atomic_sweep_temps(mine, &removed));
+    assert_int_equal(removed, 0);
+    LP_ASSERT_OK(lp_atomic_sweep_temps(in_dir("missing-dir/x.bin"), &removed));
+    assert_int_equal(removed, 0);
+    assert_int_equal(lp_atomic_sweep_temps(NULL, NULL), LP_ERR_INVALID_ARG);
+    assert_int_equal(lp_atomic_sweep_temps("", NULL), LP_ERR_INVALID_ARG);
+    LP_ASSERT_OK(lp_atomic_sweep_temps(sub, &removed));
+    assert_int_equal(removed, 1); /* a.bin.tmp-abcdef */
+    unlink(a);
+    unlink(b);
+    unlink(other);
+    unlink(near);
+    assert_int_equal(rmdir(sub), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_atomic_commit_and_abort),
         cmocka_unit_test(test_atomic_failure),
         cmocka_unit_test(test_crc32),
+        cmocka_unit_test(test_sweep_temps),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (g_dir[0]) rmdir(g_dir);

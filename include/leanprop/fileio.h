@@ -12,6 +12,7 @@
  *   LP_TRY(lp_atomic_writer_open(&w, "ckpt.bin"));   // temp file beside the target
  *   if (lp_atomic_writer_write(w, buf, n) != LP_OK) { lp_atomic_writer_abort(w); return ...; }
  *   LP_TRY(lp_atomic_writer_commit(w));              // fflush, fsync, rename, fsync dir; frees w
+ *   lp_atomic_sweep_temps("ckpt.bin", NULL);        // temps of earlier killed saves
  *
  * Checksums: uint32_t c = lp_crc32(0, buf, n); c = lp_crc32(c, more, m);  (zlib's CRC-32)
  */
@@ -74,6 +75,12 @@ lp_status lp_atomic_writer_commit(lp_atomic_writer *w);
 /* Remove the temp file and free w (NULL is a no-op). Leaves the target alone
  * and the current error message unchanged. */
 void lp_atomic_writer_abort(lp_atomic_writer *w);
+/* Remove the temp files "<name>.tmp-XXXXXX" that killed writers (a crash, SIGKILL, power
+ * loss between open and commit) left behind. `path` a directory: every such file in it; else
+ * only those of that target, beside it. A missing directory is not an error; *removed (may be
+ * NULL) gets the count. Call it after a successful commit, when no other writer is saving to
+ * the same target (directory): it would remove that writer's temp file too. */
+lp_status lp_atomic_sweep_temps(const char *path, int *removed);
 /* One-shot: write `n` bytes to `path` atomically. */
 lp_status lp_file_write_atomic(const char *path, const void *data, size_t n);
 

@@ -182,7 +182,8 @@ static lp_status save_model(lp_ft_model *f, const char *out, const char *sub)
 {
     char dir[LP_PATH_MAX];
     LP_TRY(lp_path_join(dir, sizeof dir, out, sub));
-    return lp_ft_model_save(f, dir);
+    LP_TRY(lp_ft_model_save(f, dir));
+    return lp_atomic_sweep_temps(dir, NULL); /* temp files of saves killed earlier */
 }
 
 static lp_status save_checkpoint(ft_run *r, const char *out)
@@ -190,7 +191,8 @@ static lp_status save_checkpoint(ft_run *r, const char *out)
     char dir[LP_PATH_MAX];
     LP_TRY(save_model(r->f, out, "last"));
     LP_TRY(lp_path_join(dir, sizeof dir, out, "state"));
-    return lp_trainer_save_state(r->t, dir);
+    LP_TRY(lp_trainer_save_state(r->t, dir));
+    return lp_atomic_sweep_temps(dir, NULL);
 }
 
 /* End of run: counters, memory by category (current and peak), a summary line

@@ -1,6 +1,7 @@
 /* Whole-file reads, atomic (temp + fsync + rename) writes, path helpers, CRC32. */
 #include "leanprop/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -252,6 +253,46 @@ void lp_atomic_writer_abort(lp_atomic_writer *w)
     if (w->fp) fclose(w->fp);
     unlink(w->tmp);
     free(w);
+}
+
+/* "<base>.tmp-XXXXXX" (base NULL: any non-empty base), XXXXXX as mkstemp makes them. */
+static int is_atomic_temp(const char *name, const char *base)
+{
+    size_t n = strlen(name), nb = base ? strlen(base) : 0;
+    if (n < 12 || (base && n != nb + 11)) return 0;
+    const char *t = name + n - 11;
+    if (strncmp(t, ".tmp-", 5) || (base && strncmp(name, base, nb))) return 0;
+    for (int i = 5; i < 11; i++)
+        if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= '0' && t[i] <= '9'))) return 0;
+    return 1;
+}
+
+lp_status lp_atomic_sweep_temps(const char *path, int *removed)
+{
+    if (removed) *removed = 0;
+    if (!path || !*path) return lp_error(LP_ERR_INVALID_ARG, "lp_atomic_sweep_temps: NULL or empty path");
+    char dir[LP_PATH_MAX], full[LP_PATH_MAX];
+    const char *base = NULL;
+    if (lp_dir_exists(path)) {
+        int n = snprintf(dir, sizeof dir, "%s", path);
+        if (n < 0 || (size_t)n >= sizeof dir) return lp_error(LP_ERR_INVALID_ARG, "%s: path too long", path);
+    } else {
+        LP_TRY(lp_path_dirname(dir, sizeof dir, path));
+        base = lp_path_basename(path);
+        if (!*base) return lp_error(LP_ERR_INVALID_ARG, "%s: no file name", path);
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return LP_OK;
+        return lp_error(LP_ERR_IO, "%s: cannot list the directory: %s", dir, strerror(errno));
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_atomic_temp(e->d_name, base)) continue;
+        if (lp_path_join(full, sizeof full, dir, e->d_name) == LP_OK && unlink(full) == 0 && removed) (*removed)++;
+    }
+    closedir(d);
+    return LP_OK;
 }
 
 static lp_status fsync_dir_of(const char *path)

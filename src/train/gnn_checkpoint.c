@@ -8,7 +8,6 @@
  * The fingerprint is everything that decides the job's numbers: a resume of another job fails
  * naming the field that differs. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -388,23 +387,6 @@ lp_status lp_gnn_checkpoint_begin(lp_gnn_checkpoint *c, int run, int epoch, lp_c
     return job_writer(c, run, epoch, w);
 }
 
-/* Temporary files "<base>.tmp-XXXXXX" that a killed save left beside the checkpoint. */
-static void remove_stale_temps(const char *path)
-{
-    char dir[LP_PATH_MAX], full[LP_PATH_MAX];
-    if (lp_path_dirname(dir, sizeof dir, path) != LP_OK) return;
-    const char *base = lp_path_basename(path);
-    size_t nb = strlen(base);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strlen(e->d_name) != nb + 11 || strncmp(e->d_name, base, nb) || strncmp(e->d_name + nb, ".tmp-", 5)) continue;
-        if (lp_path_join(full, sizeof full, dir, e->d_name) == LP_OK) (void)unlink(full);
-    }
-    closedir(d);
-}
-
 lp_status lp_gnn_checkpoint_commit(lp_gnn_checkpoint *c, lp_checkpoint_writer *w)
 {
     if (!c || !w) {
@@ -415,7 +397,7 @@ lp_status lp_gnn_checkpoint_commit(lp_gnn_checkpoint *c, lp_checkpoint_writer *w
     lp_status st = lp_checkpoint_writer_save(w, c->path);
     lp_checkpoint_writer_free(w);
     if (st != LP_OK) return lp_error_context(st, "saving the GNN checkpoint");
-    remove_stale_temps(c->path);
+    (void)lp_atomic_sweep_temps(c->path, NULL); /* temps of killed saves: best effort */
     c->saves++;
     c->save_seconds += lp_time_now() - t;
     return LP_OK;
