@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "leanprop/alloc.h"
+#include "leanprop/fileio.h"
 #include "leanprop/metrics_log.h"
 
 static char g_dir[64];
@@ -182,6 +183,66 @@ static void test_log_lines(void **state)
     assert_int_equal(lp_metrics_log_open(&log, "/nonexistent/dir/m.jsonl", 0), LP_ERR_IO);
 }
 
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+static void assert_text(const char *path, const char *want)
+{
+    char *got;
+    size_t n;
+    LP_ASSERT_OK(lp_file_read_all(path, 1 << 20, LP_MEM_SCRATCH, &got, &n));
+    assert_string_equal(got, want);
+    lp_free(got);
+}
+
+static void test_truncate_after(void **state)
+{
+    (void)state;
+    const char *path = in_dir("resume.jsonl");
+    static const char *const step[] = {"step"}, *const run_step[] = {"run", "step"};
+    /* finetune: steps 1..4 logged, the checkpoint is at step 2; an eval line of step 2 stays */
+    const char *head = "{\"step\":1,\"loss\":2.5}\n{\"step\":2,\"loss\":2.25}\nnot json\n{\"step\":2,\"val_loss\":2.0}\n";
+    char text[512];
+    snprintf(text, sizeof text, "%s{\"step\":3,\"loss\":2.0}\n{\"step\":1,\"x\":1}\n{\"step\":4,\"lo", head);
+    write_text(path, text);
+    double at = 2;
+    int64_t removed = -1;
+    LP_ASSERT_OK(lp_metrics_log_truncate_after(path, step, &at, 1, &removed));
+    assert_int_equal(removed, 3); /* step 3, everything after it, and the torn line */
+    assert_text(path, head);
+    LP_ASSERT_OK(lp_metrics_log_truncate_after(path, step, &at, 1, &removed)); /* nothing more to cut */
+    assert_int_equal(removed, 0);
+    assert_text(path, head);
+    /* appending after the cut gives the uninterrupted log */
+    lp_metrics_log *log;
+    LP_ASSERT_OK(lp_metrics_log_open(&log, path, 1));
+    LP_ASSERT_OK(lp_metrics_log_close(log));
+    assert_text(path, head);
+    /* gnn: (run, step) lexicographically: run 0 finished, run 1 saved after epoch 2 */
+    const char *g = "{\"step\":1,\"run\":0}\n{\"step\":9,\"run\":0}\n{\"step\":1,\"run\":1}\n{\"step\":2,\"run\":1}\n";
+    snprintf(text, sizeof text, "%s{\"step\":3,\"run\":1}\n{\"step\":1,\"run\":2}\n", g);
+    write_text(path, text);
+    double lim[] = {1, 2};
+    LP_ASSERT_OK(lp_metrics_log_truncate_after(path, run_step, lim, 2, &removed));
+    assert_int_equal(removed, 2);
+    assert_text(path, g);
+    /* run 1 not started (a non-resumable method redoes it): (1, 0) keeps run 0 only */
+    lim[1] = 0;
+    LP_ASSERT_OK(lp_metrics_log_truncate_after(path, run_step, lim, 2, &removed));
+    assert_int_equal(removed, 2);
+    assert_text(path, "{\"step\":1,\"run\":0}\n{\"step\":9,\"run\":0}\n");
+    /* a missing log is fine; bad arguments are not */
+    LP_ASSERT_OK(lp_metrics_log_truncate_after(in_dir("none.jsonl"), step, &at, 1, &removed));
+    assert_int_equal(removed, 0);
+    assert_int_equal(lp_metrics_log_truncate_after(NULL, step, &at, 1, NULL), LP_ERR_INVALID_ARG);
+    assert_int_equal(lp_metrics_log_truncate_after(path, step, &at, 0, NULL), LP_ERR_INVALID_ARG);
+}
+
 static void test_read_series_and_plot(void **state)
 {
     (void)state;
@@ -330,6 +391,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_lines),
         cmocka_unit_test(test_read_series_and_plot),
+        cmocka_unit_test(test_truncate_after),
         cmocka_unit_test(test_plot_edge_cases),
         cmocka_unit_test(test_progress_text),
         cmocka_unit_test(test_classification_scores),

@@ -2,7 +2,8 @@
  * classification scores.
  *
  * Metrics log: one JSON object per line, flushed per line (a crashed run
- * keeps every finished step), appended to on resume. Each line carries the
+ * keeps every finished step), appended to on resume after
+ * lp_metrics_log_truncate_after cut it back to the checkpoint. Each line carries the
  * step, the fields the caller set (NaN = absent), extra named values, the
  * allocator's exact memory counts per category (current and peak), the
  * seconds since the log was opened and the Unix time:
@@ -62,6 +63,16 @@ lp_status lp_metrics_log_write(lp_metrics_log *log, const lp_metrics_row *row);
 /* Format a row as its JSON line (no newline) without writing: snprintf
  * contract (returns the length needed). wall_s < 0 omits wall_s and time. */
 size_t lp_metrics_format_row(char *buf, size_t size, const lp_metrics_row *row, double wall_s);
+/* Resume: cut the log back to what the checkpoint covers, so lines a crashed run wrote after
+ * its last save are not logged twice. Keeps the longest prefix of whole lines before the
+ * first line whose values of keys[0..n_keys) compare lexicographically greater than
+ * limit[0..n_keys) (lines lacking a key, or not JSON, never end the prefix); a torn last line
+ * without its newline goes too. The kept lines stay byte-identical; the file is replaced
+ * atomically (temp file + rename) and only when something is cut. A missing file is fine.
+ * *removed (may be NULL): lines cut. E.g. finetune: keys {"step"}, limit {S};
+ * gnn: keys {"run", "step"}, limit {run, epoch}. */
+lp_status lp_metrics_log_truncate_after(const char *path, const char *const *keys, const double *limit, int n_keys,
+                                        int64_t *removed);
 /* Close (reports a failed final flush). NULL is a no-op. */
 lp_status lp_metrics_log_close(lp_metrics_log *log);
 

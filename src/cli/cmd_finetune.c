@@ -419,6 +419,14 @@ int cmd_finetune(int argc, char **argv)
     char log_path[LP_PATH_MAX] = "";
     if (o.log) snprintf(log_path, sizeof log_path, "%s", o.log);
     else if (out) lp_path_join(log_path, sizeof log_path, out, "metrics.jsonl");
+    if (*log_path && resumed) { /* drop what a crashed run logged after its last checkpoint */
+        static const char *const key[] = {"step"};
+        double at[] = {(double)lp_trainer_step_index(r.t)};
+        if (lp_metrics_log_truncate_after(log_path, key, at, 1, NULL) != LP_OK) {
+            run_free(&r);
+            return cli_fail("--log");
+        }
+    }
     if (*log_path && lp_metrics_log_open(&r.log, log_path, resumed) != LP_OK) {
         run_free(&r);
         return cli_fail("--log");

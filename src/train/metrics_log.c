@@ -8,8 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "leanprop/alloc.h"
 #include "leanprop/dataset.h"
+#include "leanprop/fileio.h"
 #include "leanprop/log.h"
 
 /* ------------------------------------------------------------ string buffer */
@@ -200,6 +203,52 @@ void lp_metrics_format_progress(char *buf, size_t size, double loss, double toke
            lp_format_bytes(lp_mem_current(LP_MEM_ACTIVATIONS), b2, sizeof b2),
            lp_format_bytes(lp_mem_total_peak(), c, sizeof c));
 #undef APPEND
+}
+
+/* -------------------------------------------------------------- truncate */
+
+/* -1, 0, 1: the line's (keys) against limit, lexicographically; 0 also when a key is missing
+ * or the line is not a JSON object (such lines never end the kept prefix). */
+static int line_vs_limit(const char *line, size_t n, const char *const *keys, const double *limit, int n_keys)
+{
+    cJSON *o = cJSON_ParseWithLength(line, n);
+    int c = 0;
+    for (int k = 0; o && k < n_keys && c == 0; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[k]);
+        if (!cJSON_IsNumber(v)) { c = 0; break; }
+        c = v->valuedouble > limit[k] ? 1 : v->valuedouble < limit[k] ? -1 : 0;
+    }
+    cJSON_Delete(o);
+    return c;
+}
+
+lp_status lp_metrics_log_truncate_after(const char *path, const char *const *keys, const double *limit, int n_keys,
+                                        int64_t *removed)
+{
+    if (removed) *removed = 0;
+    if (!path || !keys || !limit || n_keys < 1)
+        return lp_error(LP_ERR_INVALID_ARG, "lp_metrics_log_truncate_after: NULL argument");
+    if (!lp_path_exists(path)) return LP_OK;
+    char *text;
+    size_t len;
+    LP_TRY(lp_file_read_all(path, (size_t)1 << 32, LP_MEM_SCRATCH, &text, &len));
+    size_t keep = 0;
+    int64_t cut_lines = 0;
+    int cut = 0;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(text + i, '\n', len - i);
+        if (!nl) { cut_lines++; break; } /* a torn last line (killed while writing) goes too */
+        size_t end = (size_t)(nl - text) + 1;
+        if (!cut && line_vs_limit(text + i, end - i, keys, limit, n_keys) > 0) cut = 1;
+        if (cut) cut_lines++;
+        else keep = end;
+        i = end;
+    }
+    lp_status st = keep == len ? LP_OK : lp_file_write_atomic(path, text, keep);
+    lp_free(text);
+    if (st != LP_OK) return lp_error_context(st, "cutting the metrics log back to the checkpoint");
+    if (removed) *removed = cut_lines;
+    return LP_OK;
 }
 
 /* ------------------------------------------------------------------ series */
