@@ -712,6 +712,38 @@ static void test_gnn_cli_failures(void **state)
     rm_dir(dir);
 }
 
+/* The progress bar (drawn on a terminal only: the CLI runs under script(1)'s pseudo-terminal)
+ * counts epochs x layers for a layer-wise forward method, whose epochs run on across layers. */
+static void test_gnn_progress_total(void **state)
+{
+    (void)state;
+    const char *bin = leanprop_bin();
+    if (!bin) fail_msg("no leanprop binary (set LEANPROP_BIN or build the CLI: make cli)");
+    const char *karate = lp_test_shared("data/graphs/karate.edges.txt");
+    if (!karate) LP_SKIP("karate not found (set LEANPROP_SHARED)");
+    if (system("command -v script >/dev/null 2>&1") != 0) LP_SKIP("script(1) not found: no pseudo-terminal for the bar");
+    const char *dir = tmpdir();
+    char out[300], line[3000];
+    snprintf(out, sizeof out, "%s/output.txt", dir);
+    static const struct { const char *method; const char *total; } cases[] = {{"ff-la", "/6 "}, {"bp", "/3 "}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(line, sizeof line, "script -qec \"LEANPROP_PROGRESS=1 '%s' gnn --dataset '%s' --method %s --layers 2 "
+                 "--epochs 3 --patience 10 --runs 1 --threads 1\" /dev/null", bin, karate, cases[i].method);
+        cmdline c = {0};
+        cl_add(&c, "/bin/sh");
+        cl_add(&c, "-c");
+        cl_add(&c, line);
+        if (run_status(&c, out) != 0) {
+            show_output(out);
+            fail_msg("%s under script(1) failed", cases[i].method);
+        }
+        char want[64];
+        snprintf(want, sizeof want, "] 1%s", cases[i].total); /* the bar's first update: "1/<total> " */
+        expect_output(out, want);
+    }
+    rm_dir(dir);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -727,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_kill_gnn),
         cmocka_unit_test(test_kill_finetune),
         cmocka_unit_test(test_gnn_cli_failures),
+        cmocka_unit_test(test_gnn_progress_total),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

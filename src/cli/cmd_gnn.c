@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "leanprop/alloc.h"
 #include "leanprop/fileio.h"
+#include "leanprop/forwardgnn.h"
 #include "leanprop/gnn.h"
 #include "leanprop/graph.h"
 #include "leanprop/log.h"
@@ -26,7 +27,18 @@ typedef struct {
     const char *metric;
     lp_status log_status;
     int skipped;
+    int64_t bar_total; /* progress-bar steps of one run */
 } epoch_ctx;
+
+/* Steps of one run's progress bar: epochs, or epochs x layers for the layer-wise forward
+ * methods, whose epoch counter runs on across the layers (each trained for up to `epochs`). */
+static int64_t bar_total(const lp_gnn_method *m, const lp_gnn_train_config *cfg)
+{
+    for (int k = 0; k < LP_FGNN_METHOD_COUNT; k++)
+        if (!strcmp(m->name, lp_fgnn_method_name((lp_fgnn_method)k)) && lp_fgnn_method_layerwise((lp_fgnn_method)k))
+            return (int64_t)cfg->epochs * cfg->n_layers;
+    return cfg->epochs;
+}
 
 static void on_epoch(const lp_gnn_epoch *e, void *user)
 {
@@ -151,7 +163,7 @@ static int train_one(epoch_ctx *ec, lp_gnn_checkpoint *ck, lp_gnn_train_fn train
     rc_cfg.ckpt = ck;
     char label[32];
     snprintf(label, sizeof label, "run %d/%ld", r + 1, runs);
-    ec->bar = quiet ? NULL : lp_progress_new(label, cfg->epochs);
+    ec->bar = quiet ? NULL : lp_progress_new(label, ec->bar_total);
     ec->run = r;
     lp_gnn_run_args ra = {ds, t, t == LP_GNN_TASK_NODE ? &sp->node[r] : NULL, t == LP_GNN_TASK_LINK ? &sp->link[r] : NULL,
                           r, &rc_cfg, on_epoch, ec};
@@ -316,7 +328,13 @@ int cmd_gnn(int argc, char **argv)
     fflush(stdout);
     const char *metric = t == LP_GNN_TASK_NODE ? "acc" : "auc";
     ec.metric = metric;
+    ec.bar_total = bar_total(method, &cfg);
     ec.n_runs = (int)runs;
+    if (log_path && resume && ck) { /* drop what a crashed run logged after its last checkpoint */
+        static const char *const keys[] = {"run", "step"};
+        double at[] = {first_run, lp_gnn_checkpoint_next_epoch(ck)};
+        if (lp_metrics_log_truncate_after(log_path, keys, at, 2, NULL) != LP_OK) { cli_fail("--log"); goto done; }
+    }
     if (log_path && lp_metrics_log_open(&ec.log, log_path, resume != NULL) != LP_OK) { cli_fail("--log"); goto done; }
     res = calloc((size_t)runs, sizeof *res);
     if (!res) { lp_error(LP_ERR_NOMEM, "out of memory"); cli_fail(""); goto done; }
