@@ -330,6 +330,59 @@ static void test_llama2c_roundtrip(void **state)
     lp_tokenizer_close(t);
 }
 
+/* What a handle keeps after encoding is bounded (docs/TOKENIZERS.md): the per-word cache is
+ * capped, a large merge scratch is freed; the ids do not change. */
+static void test_memory_kept_is_bounded(void **state)
+{
+    (void)state;
+    const char *path = lp_test_shared(MOBY);
+    if (!path) { LP_SKIP("shared moby_dick.txt not found (set LEANPROP_SHARED)"); }
+    size_t n = 0;
+    char *text = tt_slurp(path, &n);
+    assert_non_null(text);
+    int32_t *ids;
+    size_t nt;
+    /* llama2.c: run.c merges across the whole text; ~150 MiB while it runs, little after */
+    lp_tokenizer *t;
+    TT_OPEN_TOK512(t);
+    size_t base = lp_mem_current(LP_MEM_DATA);
+    LP_ASSERT_OK(lp_tokenizer_encode(t, text, n, LP_TOKENIZER_ADD_BOS, &ids, &nt));
+    lp_free(ids);
+    size_t kept = lp_mem_current(LP_MEM_DATA) - base;
+    print_message("[   INFO   ] tok512 handle keeps %.1f MiB after encoding moby_dick.txt\n", kept / 1048576.0);
+    assert_true(kept <= (size_t)6 << 20);
+    LP_ASSERT_OK(lp_tokenizer_encode(t, text, 30000, LP_TOKENIZER_ADD_BOS, &ids, &nt)); /* same ids as before */
+    assert_int_equal(nt, 16891);
+    assert_true(tt_fnv(ids, nt) == 0x866136223ad26b32ULL);
+    lp_free(ids);
+    lp_tokenizer_close(t);
+    /* GPT-2: 400k distinct words fill the word cache past its cap several times */
+    size_t cap = 8u << 20, len = 0;
+    char *many = malloc(cap);
+    assert_non_null(many);
+    for (int i = 0; i < 400000; i++) len += (size_t)snprintf(many + len, cap - len, " w%luq", (unsigned long)i * 7919u);
+    TT_OPEN_GPT2(t);
+    base = lp_mem_current(LP_MEM_DATA);
+    int32_t *first;
+    size_t nf;
+    LP_ASSERT_OK(lp_tokenizer_encode(t, many, len, 0, &first, &nf));
+    LP_ASSERT_OK(lp_tokenizer_encode(t, many, len, 0, &ids, &nt)); /* another cache state, same ids */
+    assert_int_equal(nt, nf);
+    assert_memory_equal(ids, first, nf * sizeof *ids);
+    lp_free(ids);
+    lp_free(first);
+    kept = lp_mem_current(LP_MEM_DATA) - base;
+    print_message("[   INFO   ] GPT-2 handle keeps %.1f MiB after 400k distinct words\n", kept / 1048576.0);
+    assert_true(kept <= (size_t)12 << 20);
+    LP_ASSERT_OK(lp_tokenizer_encode(t, text, n, 0, &ids, &nt)); /* encoder.py's ids after the clears */
+    assert_int_equal(nt, 287230);
+    assert_true(tt_fnv(ids, nt) == 0x9cd2f64065bb918aULL);
+    lp_free(ids);
+    lp_tokenizer_close(t);
+    free(many);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_llama2c_known_ids),
         cmocka_unit_test(test_llama2c_decode_bos_space),
         cmocka_unit_test(test_llama2c_roundtrip),
+        cmocka_unit_test(test_memory_kept_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

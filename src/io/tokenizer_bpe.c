@@ -206,6 +206,18 @@ static lp_status ensure_scratch(lp_tokenizer *t, size_t n)
     return LP_OK;
 }
 
+/* Free a merge scratch larger than TK_SCRATCH_KEEP symbols, so a handle does not keep the
+ * memory of its longest input. */
+static void scratch_trim(lp_tokenizer *t)
+{
+    if (t->sym_cap <= TK_SCRATCH_KEEP) return;
+    lp_free(t->sym);
+    lp_free(t->heap);
+    t->sym = NULL;
+    t->heap = NULL;
+    t->sym_cap = t->heap_cap = 0;
+}
+
 static inline int cand_less(const tk_cand *a, const tk_cand *b)
 {
     return a->key < b->key || (a->key == b->key && a->pos < b->pos);
@@ -345,7 +357,9 @@ lp_status tk_bpe_word(lp_tokenizer *t, const char *w, size_t n, tk_ids *out)
             i += l;
         }
     }
-    return merge_and_emit(t, k, MODE_RANK, out);
+    lp_status st = merge_and_emit(t, k, MODE_RANK, out);
+    scratch_trim(t); /* a word past TK_SCRATCH_KEEP (never a cached one) */
+    return st;
 }
 
 lp_status tk_bpe_word_cached(lp_tokenizer *t, const char *w, size_t n, tk_ids *out)
@@ -362,7 +376,8 @@ lp_status tk_bpe_word_cached(lp_tokenizer *t, const char *w, size_t n, tk_ids *o
     size_t start = out->n;
     LP_TRY(tk_bpe_word(t, w, n, out));
     size_t cnt = out->n - start;
-    if (t->cache.n > (1u << 19) || t->cache_ids.n > (1u << 23)) { /* bound the cache's memory */
+    if (t->cache.n >= TK_CACHE_MAX_WORDS || t->cache.keys.n + n > TK_CACHE_MAX_KEY_BYTES ||
+        t->cache_ids.n + cnt > TK_CACHE_MAX_IDS) { /* bound the cache's memory: start it afresh */
         tk_map_clear(&t->cache);
         t->cache_ids.n = 0;
     }
@@ -396,5 +411,7 @@ lp_status tk_llama2c_encode(lp_tokenizer *t, const char *s, size_t n, tk_ids *ou
         }
         i += l;
     }
-    return merge_and_emit(t, k, MODE_SCORE, out);
+    lp_status st = merge_and_emit(t, k, MODE_SCORE, out);
+    scratch_trim(t);
+    return st;
 }

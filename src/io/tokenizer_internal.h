@@ -15,6 +15,14 @@
 #define TK_MAX_NORM 8            /* normalizer ops */
 #define TK_MAX_PAT 32            /* bytes of a Prepend/Replace string */
 #define TK_CACHE_WORD_MAX 256    /* longest word kept in the per-word cache */
+/* The per-word cache is cleared (then refills) before it would pass any of these; with the
+ * hash table (2^17 slots of 24 bytes) that bounds it to about 11 MiB (docs/TOKENIZERS.md). */
+#define TK_CACHE_MAX_WORDS (1u << 16)
+#define TK_CACHE_MAX_KEY_BYTES (4u << 20)
+#define TK_CACHE_MAX_IDS (1u << 20)     /* 4 MiB of ids */
+/* Merge scratch (symbols + heap, 12 + 72 bytes a symbol) a handle keeps between calls; a larger
+ * one (a llama2.c text of more symbols: run.c merges across the whole text) is freed after use. */
+#define TK_SCRATCH_KEEP (1u << 16)
 
 /* ---- growable buffers (lp_alloc, LP_MEM_DATA) ---- */
 typedef struct { char *p; size_t n, cap; } tk_bytes;
