@@ -459,9 +459,10 @@ static void compare_results(const char *ref_path, const char *got_path)
     cJSON_Delete(rb);
 }
 
-static void test_kill_gnn(void **state)
+/* Kill a 3-run job on karate again and again; its log and results equal the uninterrupted job's.
+ * method_args: extra flags (NULL-terminated) selecting the method; def_*: the default epochs and kills. */
+static void check_kill_gnn(const char *name, const char *const *method_args, int def_epochs, int def_kills)
 {
-    (void)state;
     const char *bin = leanprop_bin();
     if (!bin) fail_msg("no leanprop binary (set LEANPROP_BIN or build the CLI: make cli)");
     const char *graph = getenv("LEANPROP_KILL_GRAPH"), *task = getenv("LEANPROP_KILL_TASK");
@@ -478,7 +479,7 @@ static void test_kill_gnn(void **state)
     snprintf(res, sizeof res, "%s/res.json", dir);
     snprintf(out, sizeof out, "%s/output.txt", dir);
     /* 3 runs x up to 30 epochs (early stopping may end one sooner), a save after every epoch */
-    int epochs = env_int("LEANPROP_KILL_EPOCHS", 30);
+    int epochs = env_int("LEANPROP_KILL_EPOCHS", def_epochs);
     char ep[16], pat[16];
     snprintf(ep, sizeof ep, "%d", epochs);
     snprintf(pat, sizeof pat, "%d", epochs / 5 > 0 ? epochs / 5 : 1);
@@ -492,6 +493,11 @@ static void test_kill_gnn(void **state)
         cl_add(&j.fresh, common[i]);
         cl_add(&j.resume, common[i]);
     }
+    for (int i = 0; method_args && method_args[i]; i++) {
+        cl_add(&ref, method_args[i]);
+        cl_add(&j.fresh, method_args[i]);
+        cl_add(&j.resume, method_args[i]);
+    }
     cl_add(&ref, "--log"); cl_add(&ref, ref_log); cl_add(&ref, "--out"); cl_add(&ref, ref_out);
     const char *save[] = {"--checkpoint", ck, "--checkpoint-every", "1", "--log", log, "--out", res, NULL};
     for (int i = 0; save[i]; i++) {
@@ -501,28 +507,45 @@ static void test_kill_gnn(void **state)
     cl_add(&j.resume, "--resume");
     cl_add(&j.resume, ck);
     run_ok(&ref, out);
-    j.name = "gnn";
+    j.name = name;
     j.ckpt = ck;
     j.progress[0] = "gnn.run";
     j.progress[1] = "gnn.epoch";
     j.watch.dir[0] = dir;
     j.watch.base[0] = "job.ckpt";
     j.max_saves = 6;
-    j.kills = kill_count(12);
+    j.kills = kill_count(def_kills);
     kill_stats s = {0};
     kill_loop(&j, out, &s);
     assert_true(s.kills >= 1);
     const char *keys[] = {"run", "step", NULL}, *cmp[] = {"loss", "train_metric", "val_metric", NULL};
     log_rows a = read_log(ref_log, keys, cmp), b = read_log(log, keys, cmp);
-    assert_true(a.n >= 30); /* 3 runs of at least 10 epochs */
+    assert_true(a.n >= 3 * (epochs / 3)); /* 3 runs of at least a third of their epochs */
     int n = compare_logs(&a, &b);
-    print_message("gnn: %d logged epochs (%d in the uninterrupted run) equal to the uninterrupted run's losses and metrics\n",
-                  n, a.n);
+    print_message("%s: %d logged epochs (%d in the uninterrupted run) equal to the uninterrupted run's losses and metrics\n",
+                  name, n, a.n);
     free(a.rows);
     free(b.rows);
     compare_results(ref_out, res);
     if (has_temp(dir, "job.ckpt")) fail_msg("a temp file of the checkpoint is left in %s after the job finished", dir);
     rm_dir(dir);
+}
+
+static void test_kill_gnn(void **state)
+{
+    (void)state;
+    check_kill_gnn("gnn", NULL, 30, 12);
+}
+
+/* SF, layer-wise: kills land inside a layer, at layer boundaries and between runs (the saved
+ * epoch counts across layers); resumes rebuild the finished layers and continue the current one. */
+static void test_kill_gnn_sf(void **state)
+{
+    (void)state;
+    const char *task = getenv("LEANPROP_KILL_TASK");
+    if (task && *task && strcmp(task, "node")) LP_SKIP("sf is a node method (LEANPROP_KILL_TASK=%s)", task);
+    const char *sf[] = {"--method", "sf", "--layers", "2", NULL};
+    check_kill_gnn("gnn sf", sf, 15, 8);
 }
 
 /* ------------------------------------------------------------ finetune */
@@ -757,6 +780,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_gnn),
+        cmocka_unit_test(test_kill_gnn_sf),
         cmocka_unit_test(test_kill_finetune),
         cmocka_unit_test(test_gnn_cli_failures),
         cmocka_unit_test(test_gnn_progress_total),

@@ -274,7 +274,12 @@ static void test_other_job_and_corruption_refused(void **state)
     (void)state;
     job *j = calloc(1, sizeof *j);
     assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("bp")), 1);
-    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("sf")), 0); /* its runs are kept whole only */
+    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("sf")), 1);
+    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("fl-ce")), 1);
+    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("ff-la")), 0);       /* its runs are kept whole only */
+    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("sf-top2loss")), 0); /* synchronous: likewise */
+    assert_int_equal(lp_gnn_method_skips_nonfinite(lp_gnn_method_find("bp")), 1);
+    assert_int_equal(lp_gnn_method_skips_nonfinite(lp_gnn_method_find("sf")), 0);
     assert_int_equal(lp_gnn_method_resumable(NULL), 0);
     if (!job_setup(j, LP_GNN_TASK_NODE, LP_GNN_GCN)) { free(j); LP_SKIP("karate not found (set LEANPROP_SHARED)"); }
     const char *dir = tmpdir();

@@ -240,7 +240,7 @@ int cmd_gnn(int argc, char **argv)
     }
     lp_gnn_train_fn train = t == LP_GNN_TASK_NODE ? method->node : method->link;
     if (!train) { fprintf(stderr, "leanprop gnn: method %s has no %s task\n", method->name, task); return 2; }
-    if (cfg.on_nonfinite == LP_NONFINITE_SKIP && !lp_gnn_method_resumable(method)) {
+    if (cfg.on_nonfinite == LP_NONFINITE_SKIP && !lp_gnn_method_skips_nonfinite(method)) {
         fprintf(stderr, "leanprop gnn: --on-nonfinite skip is not supported by method %s (it stops)\n", method->name);
         return 2;
     }
@@ -315,8 +315,8 @@ int cmd_gnn(int argc, char **argv)
             printf("\n");
         }
         if (lp_gnn_method_resumable(method))
-            printf("ckpt    %s every %ld epochs and after each run (temp file, fsync, rename; CRC-32 checked on --resume)\n",
-                   ckpt_path, ckpt_every);
+            printf("ckpt    %s every %ld epochs%s and after each run (temp file, fsync, rename; CRC-32 checked on --resume)\n",
+                   ckpt_path, ckpt_every, bar_total(method, &cfg) != cfg.epochs ? " (counted across layers)" : "");
         else
             printf("ckpt    %s after each run (method %s cannot save a run in progress: a resume redoes that run)\n",
                    ckpt_path, method->name);

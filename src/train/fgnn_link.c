@@ -138,7 +138,18 @@ typedef struct {
     fgnn_pairs tr, va, te;
     fgnn_stream s, t;          /* layer input on the training graph / on train + val (test) */
     float *tracc, *vacc, *tacc;
+    const lp_checkpoint *ck;                 /* resumed state: layers below ck_layer finished, */
+    int ck_layer, ck_epoch;                  /* ck_layer after ck_epoch of its epochs */
+    int epochs[LP_FGNN_MAX_LAYERS], best[LP_FGNN_MAX_LAYERS]; /* finished layers' epochs, best epochs */
 } fl_ctx;
+
+/* fgnn_ckpt.c (mid-run checkpoints of the layer-wise methods) */
+lp_status fgnn_ckpt_save(fgnn_run *r, int l, int layer_epoch, fgnn_opt *opt, const fgnn_stopper *stop, const int *epochs,
+                         const int *best_epochs);
+const lp_checkpoint *fgnn_ckpt_state(fgnn_run *r, int *layer, int *layer_epoch, int *epochs, int *best_epochs,
+                                     lp_status *st);
+lp_status fgnn_ckpt_load_layer(fgnn_run *r, const lp_checkpoint *ck, int l);
+lp_status fgnn_ckpt_load_opt(fgnn_run *r, const lp_checkpoint *ck, fgnn_opt *opt, fgnn_stopper *stop);
 
 static lp_status fl_layer(fl_ctx *x, int l)
 {
@@ -148,6 +159,8 @@ static lp_status fl_layer(fl_ctx *x, int l)
     float theta = r->o.theta;
     LP_TRY(fgnn_run_layer(r, l, l == 0 ? r->a->data->n_features : H, H));
     lp_gnn_layer *layer = r->model->layers[l];
+    int resumed = x->ck && l <= x->ck_layer, finished = x->ck && l < x->ck_layer;
+    if (resumed) LP_TRY(fgnn_ckpt_load_layer(r, x->ck, l));
     fgnn_opt opt;
     LP_TRY(fgnn_opt_init(&opt, layer, cfg->lr, cfg->weight_decay));
     float *z = NULL, *dz = NULL, *y = NULL;
@@ -160,8 +173,18 @@ static lp_status fl_layer(fl_ctx *x, int l)
     float w = fgnn_run_loss_weight(r, l);
     fgnn_stopper stop;
     fgnn_stopper_init(&stop, cfg->patience);
-    int epoch;
-    for (epoch = 1; epoch <= cfg->epochs && !stop.stop; epoch++) {
+    int epoch = 1;
+    if (finished) {   /* trained before the checkpoint: its saved weights are the best ones */
+        stop.stop = 1;
+        stop.best_epoch = x->best[l];
+        epoch = x->epochs[l] + 1;
+        r->epochs_total += x->epochs[l];
+    } else if (resumed) {
+        if ((st = fgnn_ckpt_load_opt(r, x->ck, &opt, &stop)) != LP_OK) goto done;
+        epoch = x->ck_epoch + 1;
+        r->epochs_total += x->ck_epoch;
+    }
+    for (; epoch <= cfg->epochs && !stop.stop; epoch++) {
         double t = lp_time_now(), loss;
         lp_gnn_layer_zero_grad(layer);
         if ((st = fgnn_conv_forward(&x->s.conv, z, 0, N, 1)) != LP_OK) goto done;
@@ -181,7 +204,10 @@ static lp_status fl_layer(fl_ctx *x, int l)
             if ((improved = fgnn_stopper_step(&stop, epoch, val))) fgnn_opt_save(&opt);
         }
         fgnn_run_epoch(r, epoch, loss, NAN, val, improved);
+        if ((st = fgnn_ckpt_save(r, l, epoch, &opt, &stop, x->epochs, x->best)) != LP_OK) goto done;
     }
+    x->epochs[l] = epoch - 1;
+    x->best[l] = stop.best_epoch;
     if (stop.best_epoch > 0) fgnn_opt_restore(&opt);
     lp_free(z); lp_free(dz);
     z = dz = NULL;
@@ -246,6 +272,7 @@ lp_status fgnn_train_link(fgnn_run *r)
         fgnn_stream_init(&x.t, x.gall);
         if (xs) { fgnn_stream_add_sparse(&x.s, xs, 0); fgnn_stream_add_sparse(&x.t, xs, 0); }
         else { fgnn_stream_add_dense(&x.s, xd, ds->n_features, 0); fgnn_stream_add_dense(&x.t, xd, ds->n_features, 0); }
+        x.ck = fgnn_ckpt_state(r, &x.ck_layer, &x.ck_epoch, x.epochs, x.best, &st);
         for (int l = 0; l < r->cfg->n_layers && st == LP_OK; l++) {
             fgnn_run_segment_begin(r);
             st = fl_layer(&x, l);

@@ -23,7 +23,18 @@ typedef struct {
     fgnn_stream s;
     float *acc;          /* (n, C) summed softmaxes of finished layers, layout rows */
     int64_t C, H;
+    const lp_checkpoint *ck;                 /* resumed state: layers below ck_layer finished, */
+    int ck_layer, ck_epoch;                  /* ck_layer after ck_epoch of its epochs */
+    int epochs[LP_FGNN_MAX_LAYERS], best[LP_FGNN_MAX_LAYERS]; /* finished layers' epochs, best epochs */
 } sf_ctx;
+
+/* fgnn_ckpt.c (mid-run checkpoints of the layer-wise methods) */
+lp_status fgnn_ckpt_save(fgnn_run *r, int l, int layer_epoch, fgnn_opt *opt, const fgnn_stopper *stop, const int *epochs,
+                         const int *best_epochs);
+const lp_checkpoint *fgnn_ckpt_state(fgnn_run *r, int *layer, int *layer_epoch, int *epochs, int *best_epochs,
+                                     lp_status *st);
+lp_status fgnn_ckpt_load_layer(fgnn_run *r, const lp_checkpoint *ck, int l);
+lp_status fgnn_ckpt_load_opt(fgnn_run *r, const lp_checkpoint *ck, fgnn_opt *opt, fgnn_stopper *stop);
 
 /* Accuracy on rows [r0, r0 + m) of acc + this layer's softmaxes (y: the rows' outputs, vn: VN outputs). */
 static lp_status sf_rows_acc(const sf_ctx *x, double *acc_out, const float *y, const float *vn, int64_t r0, int64_t m)
@@ -62,6 +73,8 @@ static lp_status sf_layer(sf_ctx *x, int l)
     int64_t in = l == 0 ? r->a->data->n_features : H;
     LP_TRY(fgnn_run_layer(r, l, in, H));
     lp_gnn_layer *layer = r->model->layers[l];
+    int resumed = x->ck && l <= x->ck_layer, finished = x->ck && l < x->ck_layer;
+    if (resumed) LP_TRY(fgnn_ckpt_load_layer(r, x->ck, l));
     fgnn_opt opt;
     LP_TRY(fgnn_opt_init(&opt, layer, cfg->lr, cfg->weight_decay));
     float *z = NULL, *y = NULL;
@@ -75,8 +88,18 @@ static lp_status sf_layer(sf_ctx *x, int l)
     float w = fgnn_run_loss_weight(r, l);
     fgnn_stopper stop;
     fgnn_stopper_init(&stop, cfg->patience);
-    int epoch = 0;
-    for (epoch = 1; epoch <= cfg->epochs && !stop.stop; epoch++) {
+    int epoch = 1;
+    if (finished) {   /* trained before the checkpoint: its saved weights are the best ones */
+        stop.stop = 1;
+        stop.best_epoch = x->best[l];
+        epoch = x->epochs[l] + 1;
+        r->epochs_total += x->epochs[l];
+    } else if (resumed) {
+        if ((st = fgnn_ckpt_load_opt(r, x->ck, &opt, &stop)) != LP_OK) goto done;
+        epoch = x->ck_epoch + 1;
+        r->epochs_total += x->ck_epoch;
+    }
+    for (; epoch <= cfg->epochs && !stop.stop; epoch++) {
         double t = lp_time_now();
         float loss;
         int64_t correct = 0;
@@ -100,7 +123,10 @@ static lp_status sf_layer(sf_ctx *x, int l)
             if ((improved = fgnn_stopper_step(&stop, epoch, val))) fgnn_opt_save(&opt);
         }
         fgnn_run_epoch(r, epoch, loss, (double)correct / (double)ntr, val, improved);
+        if ((st = fgnn_ckpt_save(r, l, epoch, &opt, &stop, x->epochs, x->best)) != LP_OK) goto done;
     }
+    x->epochs[l] = epoch - 1;
+    x->best[l] = stop.best_epoch;
     if (stop.best_epoch > 0) fgnn_opt_restore(&opt);
     lp_free(z);
     lp_free(mask);
@@ -167,6 +193,7 @@ lp_status fgnn_train_sf(fgnn_run *r)
         else fgnn_stream_add_dense(&x.s, xd, ds->n_features, 1);
         xs = NULL;
         xd = NULL;
+        x.ck = fgnn_ckpt_state(r, &x.ck_layer, &x.ck_epoch, x.epochs, x.best, &st);
         for (int l = 0; l < r->cfg->n_layers && st == LP_OK; l++) {
             fgnn_run_segment_begin(r);
             st = sf_layer(&x, l);

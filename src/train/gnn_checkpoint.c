@@ -17,6 +17,7 @@
 
 #include "leanprop/checkpoint.h"
 #include "leanprop/fileio.h"
+#include "leanprop/forwardgnn.h"
 #include "leanprop/gnn.h"
 #include "leanprop/log.h"
 #include "leanprop/threads.h"
@@ -131,7 +132,8 @@ static cJSON *job_json(const lp_gnn_job *j)
 /* The trainers that save and continue a run in progress; a trainer gaining support adds itself. */
 int lp_gnn_method_resumable(const lp_gnn_method *m)
 {
-    static const lp_gnn_train_fn resumable[] = {lp_gnn_train_bp_node, lp_gnn_train_bp_link};
+    static const lp_gnn_train_fn resumable[] = {lp_gnn_train_bp_node, lp_gnn_train_bp_link, lp_fgnn_train_sf,
+                                                lp_fgnn_train_fl_ce, lp_fgnn_train_fl_ff};
     if (!m) return 0;
     int n = 0, ok = 0;
     for (int k = 0; k < 2; k++) {

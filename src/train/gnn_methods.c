@@ -25,6 +25,11 @@ const lp_gnn_method *lp_gnn_method_at(int i)
     return i >= 0 && i < lp_gnn_method_count() ? &g_methods[i] : NULL;
 }
 
+int lp_gnn_method_skips_nonfinite(const lp_gnn_method *m)
+{
+    return m && m->node == lp_gnn_train_bp_node && m->link == lp_gnn_train_bp_link;
+}
+
 const lp_gnn_method *lp_gnn_method_find(const char *name)
 {
     for (int i = 0; name && i < lp_gnn_method_count(); i++)
