@@ -2,7 +2,7 @@
  * the CLI): a job resumed from the checkpoint of any cumulative epoch (inside a layer, at a
  * layer boundary, after early stopping, at the start of the next run) reproduces the
  * uninterrupted job's per-epoch losses and validation scores and its results bit for bit
- * (SF node classification, FL-CE and FL-FF link prediction); saving changes nothing; a state
+ * (SF, FF-LA, FF-VN node classification, FL-CE and FL-FF link prediction); saving changes nothing; a state
  * whose layer epochs do not add up to the job's epoch is refused. */
 #include "util/test_util.h"
 
@@ -226,6 +226,8 @@ static void test_resume_exact_sf(void **state) { (void)state; check_resume_exact
 static void test_resume_exact_sf_every1(void **state) { (void)state; check_resume_exact("sf", 1); }
 static void test_resume_exact_fl_ce(void **state) { (void)state; check_resume_exact("fl-ce", 5); }
 static void test_resume_exact_fl_ff(void **state) { (void)state; check_resume_exact("fl-ff", 3); }
+static void test_resume_exact_ff_la(void **state) { (void)state; check_resume_exact("ff-la", 4); }
+static void test_resume_exact_ff_vn(void **state) { (void)state; check_resume_exact("ff-vn", 5); }
 
 int main(void)
 {
@@ -234,6 +236,8 @@ int main(void)
         cmocka_unit_test(test_resume_exact_sf_every1),
         cmocka_unit_test(test_resume_exact_fl_ce),
         cmocka_unit_test(test_resume_exact_fl_ff),
+        cmocka_unit_test(test_resume_exact_ff_la),
+        cmocka_unit_test(test_resume_exact_ff_vn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

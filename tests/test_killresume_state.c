@@ -276,8 +276,8 @@ static void test_other_job_and_corruption_refused(void **state)
     assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("bp")), 1);
     assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("sf")), 1);
     assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("fl-ce")), 1);
-    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("ff-la")), 0);       /* its runs are kept whole only */
-    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("sf-top2loss")), 0); /* synchronous: likewise */
+    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("ff-la")), 1);
+    assert_int_equal(lp_gnn_method_resumable(lp_gnn_method_find("sf-top2loss")), 0); /* synchronous: runs kept whole only */
     assert_int_equal(lp_gnn_method_skips_nonfinite(lp_gnn_method_find("bp")), 1);
     assert_int_equal(lp_gnn_method_skips_nonfinite(lp_gnn_method_find("sf")), 0);
     assert_int_equal(lp_gnn_method_resumable(NULL), 0);

@@ -184,7 +184,7 @@ typedef struct {
                                          layers.0.lin.weight at index I (K of N values non-finite)";
                                          SKIP drops that epoch's update and goes on (BP trainers) */
     lp_gnn_checkpoint *ckpt;  /* NULL (default): none; else the trainer saves its state every few epochs
-                                 and continues a saved run (see "checkpoints" below; BP, sf, fl-ce, fl-ff) */
+                                 and continues a saved run (see "checkpoints" below; BP, layer-wise forward) */
 } lp_gnn_train_config;
 
 lp_gnn_train_config lp_gnn_train_defaults(void);
@@ -248,7 +248,7 @@ lp_status lp_gnn_train_bp_link(const lp_gnn_run_args *a, lp_gnn_result *out);
  * (method, task, configuration, runs, CRC-32s of the data set and the splits), the results of
  * the finished runs, and the state of the run in progress as its trainer saved it (BP: epoch,
  * parameters, Adam moments and step count, best parameters, best validation score and epoch,
- * validations without improvement, RNG state; the layer-wise forward methods sf, fl-ce, fl-ff:
+ * validations without improvement, RNG state; the layer-wise forward methods (sf, ff-*, fl-ce, fl-ff):
  * the finished layers' weights, the current layer's weights, Adam state, best copy and early
  * stopping, under "<method>.*", at their cumulative epoch). Trainers save after every `every`-th epoch; the
  * caller saves at the end of each run (lp_gnn_checkpoint_end_run). A resumed job reproduces the
@@ -307,8 +307,8 @@ int lp_gnn_checkpoint_saves(const lp_gnn_checkpoint *c, double *seconds);
 lp_status lp_gnn_checkpoint_end_run(lp_gnn_checkpoint *c, int run, const lp_gnn_result *res);
 
 /* 1 when the method's trainers save and continue a run in progress (cfg->ckpt): BP, and the
- * layer-wise forward methods sf, fl-ce, fl-ff; 0: a checkpoint keeps only finished runs (a resume
- * redoes the run in progress). */
+ * layer-wise forward methods (sf, ff-la, ff-vn, fl-ce, fl-ff); 0 (the synchronous forward
+ * methods): a checkpoint keeps only finished runs (a resume redoes the run in progress). */
 int lp_gnn_method_resumable(const lp_gnn_method *m);
 /* 1 when the method's trainers honour on_nonfinite skip (BP); else non-finite values stop the run. */
 int lp_gnn_method_skips_nonfinite(const lp_gnn_method *m);

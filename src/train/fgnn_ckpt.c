@@ -1,4 +1,4 @@
-/* Mid-run checkpoints of the layer-wise forward methods (sf, fl-ce, fl-ff): the state of a
+/* Mid-run checkpoints of the layer-wise forward methods (sf, ff-la, ff-vn, fl-ce, fl-ff): the state of a
  * run in progress under "<method>.*" in the job's checkpoint (leanprop/gnn.h):
  *   <m>.layer               the layer in training (0-based); layers below it are finished
  *   <m>.layer_epoch         epochs it trained so far
@@ -9,9 +9,9 @@
  *   <m>.train_s, <m>.elapsed_s (f64 bits)     timing, so a resumed run reports the whole run's
  * The cumulative epoch (gnn.epoch) is the sum of the finished layers' epochs and layer_epoch.
  * A resume rebuilds the finished layers from their weights (their outputs are recomputed
- * exactly: no randomness after the weight init) and continues the current layer.
+ * exactly: no randomness after the weight init and FF's negatives) and continues the current layer.
  *
- * The prototypes are repeated in the trainers (fgnn_sf.c, fgnn_link.c) until they move to
+ * The prototypes are repeated in the trainers (fgnn_sf.c, fgnn_ff.c, fgnn_link.c) until they move to
  * fgnn_internal.h. */
 #include <inttypes.h>
 #include <stdio.h>

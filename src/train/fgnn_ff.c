@@ -43,7 +43,18 @@ typedef struct {
     float *xd_tr, *xd_val, *inv_tr, *inv_val;
     fgnn_stream *ts, *vs;      /* training copies (C), validation candidates (C) */
     float *vacc;               /* (C, n_val) summed goodness of finished layers */
+    const lp_checkpoint *ck;                 /* resumed state: layers below ck_layer finished, */
+    int ck_layer, ck_epoch;                  /* ck_layer after ck_epoch of its epochs */
+    int epochs[LP_FGNN_MAX_LAYERS], best[LP_FGNN_MAX_LAYERS]; /* finished layers' epochs, best epochs */
 } ff_ctx;
+
+/* fgnn_ckpt.c (mid-run checkpoints of the layer-wise methods) */
+lp_status fgnn_ckpt_save(fgnn_run *r, int l, int layer_epoch, fgnn_opt *opt, const fgnn_stopper *stop, const int *epochs,
+                         const int *best_epochs);
+const lp_checkpoint *fgnn_ckpt_state(fgnn_run *r, int *layer, int *layer_epoch, int *epochs, int *best_epochs,
+                                     lp_status *st);
+lp_status fgnn_ckpt_load_layer(fgnn_run *r, const lp_checkpoint *ck, int l);
+lp_status fgnn_ckpt_load_opt(fgnn_run *r, const lp_checkpoint *ck, fgnn_opt *opt, fgnn_stopper *stop);
 
 /* Class per layout row for a configuration (-1: uniform label / no virtual-node edge). */
 static void assign(const ff_ctx *x, int32_t *cls, int cfg, int c)
@@ -230,6 +241,8 @@ static lp_status ff_layer(ff_ctx *x, int l)
     int64_t in = l > 0 ? H : x->vn ? x->F : x->F + x->C;
     LP_TRY(fgnn_run_layer(r, l, in, H));
     lp_gnn_layer *layer = r->model->layers[l];
+    int resumed = x->ck && l <= x->ck_layer, finished = x->ck && l < x->ck_layer;
+    if (resumed) LP_TRY(fgnn_ckpt_load_layer(r, x->ck, l));
     fgnn_opt opt;
     LP_TRY(fgnn_opt_init(&opt, layer, cfg->lr, cfg->weight_decay));
     float *z = NULL, *dz = NULL;
@@ -241,8 +254,18 @@ static lp_status ff_layer(ff_ctx *x, int l)
     float w = fgnn_run_loss_weight(r, l);
     fgnn_stopper stop;
     fgnn_stopper_init(&stop, cfg->patience);
-    int epoch;
-    for (epoch = 1; epoch <= cfg->epochs && !stop.stop; epoch++) {
+    int epoch = 1;
+    if (finished) {   /* trained before the checkpoint: its saved weights are the best ones */
+        stop.stop = 1;
+        stop.best_epoch = x->best[l];
+        epoch = x->epochs[l] + 1;
+        r->epochs_total += x->epochs[l];
+    } else if (resumed) {
+        if ((st = fgnn_ckpt_load_opt(r, x->ck, &opt, &stop)) != LP_OK) goto done;
+        epoch = x->ck_epoch + 1;
+        r->epochs_total += x->ck_epoch;
+    }
+    for (; epoch <= cfg->epochs && !stop.stop; epoch++) {
         double t = lp_time_now(), loss = 0;
         lp_gnn_layer_zero_grad(layer);
         for (int k = 0; k <= x->K; k++) {
@@ -262,7 +285,10 @@ static lp_status ff_layer(ff_ctx *x, int l)
             if ((improved = fgnn_stopper_step(&stop, epoch, val))) fgnn_opt_save(&opt);
         }
         fgnn_run_epoch(r, epoch, w != 0 ? loss / w : loss, NAN, val, improved);
+        if ((st = fgnn_ckpt_save(r, l, epoch, &opt, &stop, x->epochs, x->best)) != LP_OK) goto done;
     }
+    x->epochs[l] = epoch - 1;
+    x->best[l] = stop.best_epoch;
     if (stop.best_epoch > 0) fgnn_opt_restore(&opt);
     lp_free(z); lp_free(dz);
     z = dz = NULL;
@@ -369,6 +395,7 @@ lp_status fgnn_train_ff(fgnn_run *r)
     x.C = x.lo.C;
     x.K = x.C - 1;
     lp_status st = ff_setup(&x);
+    if (st == LP_OK) x.ck = fgnn_ckpt_state(r, &x.ck_layer, &x.ck_epoch, x.epochs, x.best, &st);
     for (int l = 0; l < r->cfg->n_layers && st == LP_OK; l++) {
         fgnn_run_segment_begin(r);
         st = ff_layer(&x, l);

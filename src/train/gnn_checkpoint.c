@@ -133,7 +133,8 @@ static cJSON *job_json(const lp_gnn_job *j)
 int lp_gnn_method_resumable(const lp_gnn_method *m)
 {
     static const lp_gnn_train_fn resumable[] = {lp_gnn_train_bp_node, lp_gnn_train_bp_link, lp_fgnn_train_sf,
-                                                lp_fgnn_train_fl_ce, lp_fgnn_train_fl_ff};
+                                                lp_fgnn_train_fl_ce, lp_fgnn_train_fl_ff, lp_fgnn_train_ff_la,
+                                                lp_fgnn_train_ff_vn};
     if (!m) return 0;
     int n = 0, ok = 0;
     for (int k = 0; k < 2; k++) {
