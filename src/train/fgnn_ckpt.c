@@ -20,13 +20,6 @@
 #include "leanprop/log.h"
 #include "train/fgnn_internal.h"
 
-lp_status fgnn_ckpt_save(fgnn_run *r, int l, int layer_epoch, fgnn_opt *opt, const fgnn_stopper *stop, const int *epochs,
-                         const int *best_epochs);
-const lp_checkpoint *fgnn_ckpt_state(fgnn_run *r, int *layer, int *layer_epoch, int *epochs, int *best_epochs,
-                                     lp_status *st);
-lp_status fgnn_ckpt_load_layer(fgnn_run *r, const lp_checkpoint *ck, int l);
-lp_status fgnn_ckpt_load_opt(fgnn_run *r, const lp_checkpoint *ck, fgnn_opt *opt, fgnn_stopper *stop);
-
 static uint64_t f64_bits(double d)
 {
     uint64_t u;

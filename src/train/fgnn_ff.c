@@ -48,14 +48,6 @@ typedef struct {
     int epochs[LP_FGNN_MAX_LAYERS], best[LP_FGNN_MAX_LAYERS]; /* finished layers' epochs, best epochs */
 } ff_ctx;
 
-/* fgnn_ckpt.c (mid-run checkpoints of the layer-wise methods) */
-lp_status fgnn_ckpt_save(fgnn_run *r, int l, int layer_epoch, fgnn_opt *opt, const fgnn_stopper *stop, const int *epochs,
-                         const int *best_epochs);
-const lp_checkpoint *fgnn_ckpt_state(fgnn_run *r, int *layer, int *layer_epoch, int *epochs, int *best_epochs,
-                                     lp_status *st);
-lp_status fgnn_ckpt_load_layer(fgnn_run *r, const lp_checkpoint *ck, int l);
-lp_status fgnn_ckpt_load_opt(fgnn_run *r, const lp_checkpoint *ck, fgnn_opt *opt, fgnn_stopper *stop);
-
 /* Class per layout row for a configuration (-1: uniform label / no virtual-node edge). */
 static void assign(const ff_ctx *x, int32_t *cls, int cfg, int c)
 {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "leanprop/alloc.h"
+#include "leanprop/checkpoint.h"
 #include "leanprop/forwardgnn.h"
 #include "leanprop/kernels/optim.h"
 
@@ -217,5 +218,13 @@ lp_status fgnn_link_accumulate(float *acc, const float *z, const fgnn_pairs *p, 
 
 /* The run seed mixed with a purpose tag. */
 uint64_t fgnn_seed(uint64_t seed, uint64_t tag, uint64_t index);
+
+/* ---- mid-run checkpoints of the layer-wise methods (fgnn_ckpt.c) ---- */
+lp_status fgnn_ckpt_save(fgnn_run *r, int l, int layer_epoch, fgnn_opt *opt, const fgnn_stopper *stop, const int *epochs,
+                         const int *best_epochs);
+const lp_checkpoint *fgnn_ckpt_state(fgnn_run *r, int *layer, int *layer_epoch, int *epochs, int *best_epochs,
+                                     lp_status *st);
+lp_status fgnn_ckpt_load_layer(fgnn_run *r, const lp_checkpoint *ck, int l);
+lp_status fgnn_ckpt_load_opt(fgnn_run *r, const lp_checkpoint *ck, fgnn_opt *opt, fgnn_stopper *stop);
 
 #endif
