@@ -85,6 +85,8 @@ const cli_command cli_commands[] = {
      "  --on-nonfinite stop|skip  NaN/Inf in output, loss or a gradient: stop (default) naming run,\n"
      "                   epoch and tensor, or skip that epoch's update (bp)\n"
      "  --dense          dense features    --no-normalize  skip NormalizeFeatures\n"
+     "  --max-memory SIZE  budget for all accounted memory (e.g. 64M): a run that would pass it\n"
+     "                   stops cleanly, naming the category and size of the refused allocation\n"
      "  --threads N      threads for OpenMP and OpenBLAS   --quiet  no progress bar\n",
      cmd_gnn},
     {"finetune", "fine-tune a transformer: full / LoRA / QLoRA, with TokenTune token selection",
