@@ -172,3 +172,20 @@ lp_status fgnn_ckpt_load_opt(fgnn_run *r, const lp_checkpoint *ck, fgnn_opt *opt
     stop->best = bits_f64(best);
     return LP_OK;
 }
+
+lp_status fgnn_ckpt_first_epoch(fgnn_run *r, const lp_checkpoint *ck, int finished, int resumed, int saved_epochs,
+                                int saved_best, int ck_epoch, fgnn_opt *opt, fgnn_stopper *stop, int *epoch)
+{
+    *epoch = 1;
+    if (finished) {
+        stop->stop = 1;
+        stop->best_epoch = saved_best;
+        *epoch = saved_epochs + 1;
+        r->epochs_total += saved_epochs;
+    } else if (resumed) {
+        LP_TRY(fgnn_ckpt_load_opt(r, ck, opt, stop));
+        *epoch = ck_epoch + 1;
+        r->epochs_total += ck_epoch;
+    }
+    return LP_OK;
+}

@@ -246,17 +246,10 @@ static lp_status ff_layer(ff_ctx *x, int l)
     float w = fgnn_run_loss_weight(r, l);
     fgnn_stopper stop;
     fgnn_stopper_init(&stop, cfg->patience);
-    int epoch = 1;
-    if (finished) {   /* trained before the checkpoint: its saved weights are the best ones */
-        stop.stop = 1;
-        stop.best_epoch = x->best[l];
-        epoch = x->epochs[l] + 1;
-        r->epochs_total += x->epochs[l];
-    } else if (resumed) {
-        if ((st = fgnn_ckpt_load_opt(r, x->ck, &opt, &stop)) != LP_OK) goto done;
-        epoch = x->ck_epoch + 1;
-        r->epochs_total += x->ck_epoch;
-    }
+    int epoch;
+    if ((st = fgnn_ckpt_first_epoch(r, x->ck, finished, resumed, x->epochs[l], x->best[l], x->ck_epoch, &opt, &stop,
+                                    &epoch)) != LP_OK)
+        goto done;
     for (; epoch <= cfg->epochs && !stop.stop; epoch++) {
         double t = lp_time_now(), loss = 0;
         lp_gnn_layer_zero_grad(layer);

@@ -226,5 +226,11 @@ const lp_checkpoint *fgnn_ckpt_state(fgnn_run *r, int *layer, int *layer_epoch, 
                                      lp_status *st);
 lp_status fgnn_ckpt_load_layer(fgnn_run *r, const lp_checkpoint *ck, int l);
 lp_status fgnn_ckpt_load_opt(fgnn_run *r, const lp_checkpoint *ck, fgnn_opt *opt, fgnn_stopper *stop);
+/* Where layer l's epoch loop starts: a layer finished before the checkpoint is
+ * marked stopped after its saved epochs (its saved weights are the best ones);
+ * the layer in progress reloads its optimizer and stopper and goes on after the
+ * checkpoint's epoch; otherwise epoch 1. Advances r->epochs_total to match. */
+lp_status fgnn_ckpt_first_epoch(fgnn_run *r, const lp_checkpoint *ck, int finished, int resumed, int saved_epochs,
+                                int saved_best, int ck_epoch, fgnn_opt *opt, fgnn_stopper *stop, int *epoch);
 
 #endif
