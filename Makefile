@@ -116,7 +116,13 @@ FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -Wno-pass-failed $(FUZZ_SAN) -fopenmp -Iinclude -Isrc -D_GNU_SOURCE
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
 
-build-fuzz/obj/%.o: %.c | $(DEPS_OK)
+# clang and its sanitizer/libFuzzer runtimes are needed only here (LEANPROP_FUZZ=1: check those too).
+build-fuzz/.deps-ok: scripts/ensure-deps.sh
+	@mkdir -p build-fuzz
+	@LEANPROP_FUZZ=1 sh scripts/ensure-deps.sh
+	@touch $@
+
+build-fuzz/obj/%.o: %.c | $(DEPS_OK) build-fuzz/.deps-ok
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 

@@ -15,7 +15,11 @@ need cjson/cJSON.h libcjson-dev
 need zlib.h zlib1g-dev
 need pcre2.h libpcre2-dev
 need cmocka.h libcmocka-dev
-need omp.h libgomp1
+need omp.h libgcc-12-dev
+if [ "${LEANPROP_FUZZ:-0}" = 1 ]; then   # `make fuzz` only: clang with libFuzzer and sanitizers
+    command -v clang >/dev/null 2>&1 || missing="$missing clang"
+    ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || missing="$missing libclang-rt-dev"
+fi
 [ -z "$missing" ] && exit 0
 cmd="apt-get install -y$missing"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
