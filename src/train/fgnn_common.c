@@ -368,3 +368,18 @@ void lp_fgnn_model_free(lp_fgnn_model *m)
     for (int l = 0; l < LP_FGNN_MAX_LAYERS; l++) lp_gnn_layer_free(m->layers[l]);
     free(m);
 }
+
+void fgnn_run_record_depth(fgnn_run *r, int l, double train, double val, double test, int layer_epochs, int best_epoch)
+{
+    r->out->train = train;
+    r->out->val = val;
+    r->out->test = test;
+    r->out->best_epoch = best_epoch > 0 ? r->epochs_total - layer_epochs + best_epoch : 0;
+    if (!r->rep) return;
+    r->rep->n_depths = l + 1;
+    r->rep->train[l] = train;
+    r->rep->val[l] = val;
+    r->rep->test[l] = test;
+    r->rep->epochs[l] = layer_epochs;
+    r->rep->best_epoch[l] = best_epoch;
+}

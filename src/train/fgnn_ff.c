@@ -292,18 +292,7 @@ static lp_status ff_layer(ff_ctx *x, int l)
     }
     if ((st = ff_eval(x, CFG_TEST, l, L->off_test, L->n_test, &te)) != LP_OK) goto done;
     if ((st = ff_eval(x, CFG_TRAIN_EVAL, l, 0, ntr, &tr)) != LP_OK) goto done;
-    r->out->train = tr;
-    r->out->val = va;
-    r->out->test = te;
-    r->out->best_epoch = stop.best_epoch > 0 ? r->epochs_total - (epoch - 1) + stop.best_epoch : 0;   /* counted over all layers */
-    if (r->rep) {
-        r->rep->n_depths = l + 1;
-        r->rep->train[l] = tr;
-        r->rep->val[l] = va;
-        r->rep->test[l] = te;
-        r->rep->epochs[l] = epoch - 1;
-        r->rep->best_epoch[l] = stop.best_epoch;
-    }
+    fgnn_run_record_depth(r, l, tr, va, te, epoch - 1, stop.best_epoch);
 done:
     lp_free(z);
     lp_free(dz);

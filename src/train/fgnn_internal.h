@@ -181,6 +181,10 @@ float fgnn_run_loss_weight(const fgnn_run *r, int l);
 void fgnn_run_segment_begin(fgnn_run *r);
 void fgnn_run_segment_end(fgnn_run *r, int depth);
 void fgnn_run_epoch(fgnn_run *r, int epoch, double loss, double train, double val, int improved);
+/* Layer l finished after layer_epochs epochs (best at best_epoch, 0 = none): its
+ * train/val/test metrics become the run's result (best epoch counted over all
+ * layers) and, with a report, depth l + 1's row. */
+void fgnn_run_record_depth(fgnn_run *r, int l, double train, double val, double test, int layer_epochs, int best_epoch);
 /* opts.scores_out (if any): the rows of layout rows [r0, r0 + m) from acc (m, C). */
 void fgnn_run_scores(fgnn_run *r, const fgnn_layout *L, const float *acc, int64_t r0, int64_t m);
 /* Fills out (metrics set by the caller), the report, frees or hands out the model. */

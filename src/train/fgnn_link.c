@@ -213,18 +213,7 @@ static lp_status fl_layer(fl_ctx *x, int l)
         (st = pairs_auc(&va, x->vacc, NULL, &x->va, N, H, x->ff, theta)) != LP_OK ||
         (st = pairs_auc(&te, x->tacc, NULL, &x->te, N, H, x->ff, theta)) != LP_OK)
         goto done;
-    r->out->train = tr;
-    r->out->val = va;
-    r->out->test = te;
-    r->out->best_epoch = stop.best_epoch > 0 ? r->epochs_total - (epoch - 1) + stop.best_epoch : 0;   /* counted over all layers */
-    if (r->rep) {
-        r->rep->n_depths = l + 1;
-        r->rep->train[l] = tr;
-        r->rep->val[l] = va;
-        r->rep->test[l] = te;
-        r->rep->epochs[l] = epoch - 1;
-        r->rep->best_epoch[l] = stop.best_epoch;
-    }
+    fgnn_run_record_depth(r, l, tr, va, te, epoch - 1, stop.best_epoch);
 done:
     lp_free(z);
     lp_free(dz);

@@ -128,18 +128,7 @@ static lp_status sf_layer(sf_ctx *x, int l)
     double va = (double)lp_fgnn_argmax(NULL, x->acc + L->off_val * C, L->label + L->off_val, L->n_val, C) / (double)L->n_val;
     double te = (double)lp_fgnn_argmax(NULL, x->acc + L->off_test * C, L->label + L->off_test, L->n_test, C) / (double)L->n_test;
     fgnn_run_scores(r, L, x->acc, 0, L->n);
-    r->out->train = tr;
-    r->out->val = va;
-    r->out->test = te;
-    r->out->best_epoch = stop.best_epoch > 0 ? r->epochs_total - (epoch - 1) + stop.best_epoch : 0;   /* counted over all layers */
-    if (r->rep) {
-        r->rep->n_depths = l + 1;
-        r->rep->train[l] = tr;
-        r->rep->val[l] = va;
-        r->rep->test[l] = te;
-        r->rep->epochs[l] = epoch - 1;
-        r->rep->best_epoch[l] = stop.best_epoch;
-    }
+    fgnn_run_record_depth(r, l, tr, va, te, epoch - 1, stop.best_epoch);
     fgnn_stream_set_input(&x->s, y, H);
     y = NULL;
 done:
